@@ -1,0 +1,626 @@
+//! Typed names of what we publish, and the one place object keys are built.
+//!
+//! Every user-supplied path part (org, version, repo, arch, file name) becomes
+//! a [`Segment`] only after validation, and every object key comes from
+//! [`Key::path`], so no call site formats a key by hand.
+//!
+//! Layout (the private tree may live in its own store):
+//! ```text
+//! static/<org>/alpine/[<version>/[<repo>/]]<key name>.rsa.pub      public keys
+//! static/<org>/alpine/<version>/<repo>/<arch>/<name>-<ver>.apk      packages
+//! static/<org>/alpine/<version>/<repo>/<arch>/APKINDEX.tar.gz        signed index
+//! config/_orgs/<org>.json                                            the org
+//! config/<org>/alpine/[<version>/[<repo>/]]signing-key.pem          private keys
+//! config/<org>/alpine/<version>/<repo>/repo.json                     repo settings (arches)
+//! config/<org>/alpine/<version>/<repo>/<arch>/state.json             index records
+//! config/<org>/alpine/<version>/<repo>/<arch>/index.json             what the index shows
+//! config/<org>/alpine/<version>/<repo>/<arch>/pending/<id>.json      not yet merged changes
+//! config/<org>/alpine/<version>/<repo>/<arch>/deleted/<file>.json    removed, file kept a while
+//! ```
+
+use std::fmt;
+
+/// Prefix of the public tree.
+pub const STATIC_PREFIX: &str = "static/";
+/// Prefix of the private tree.
+pub const CONFIG_PREFIX: &str = "config/";
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} `{value}`: {reason}")]
+pub struct NameError {
+    /// What the name is (org, version, repo, arch, file name).
+    pub kind: &'static str,
+    /// The value given (control characters escaped).
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// One validated path segment: no `/`, `\`, control characters, leading `.`,
+/// and at most 128 bytes (255 for file names).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Segment(String);
+
+impl Segment {
+    /// Validates `value` as a `kind` segment.
+    pub fn parse(kind: &'static str, value: &str) -> Result<Self, NameError> {
+        let fail = |reason| NameError {
+            kind,
+            value: value.escape_debug().to_string(),
+            reason,
+        };
+        let max = if kind == "file name" { 255 } else { 128 };
+        if value.is_empty() {
+            return Err(fail("empty"));
+        }
+        if value.len() > max {
+            return Err(fail("too long"));
+        }
+        if value.starts_with('.') {
+            return Err(fail("starts with `.`"));
+        }
+        if value.contains("..") {
+            return Err(fail("contains `..`"));
+        }
+        if value.chars().any(|c| c.is_control()) {
+            return Err(fail("contains a control character"));
+        }
+        if value.contains(['/', '\\', '%', '?', '#', '*', '"', '<', '>', '|', ':']) {
+            return Err(fail("contains one of / \\ % ? # * \" < > | :"));
+        }
+        if value.trim() != value {
+            return Err(fail("starts or ends with white space"));
+        }
+        Ok(Segment(value.to_owned()))
+    }
+
+    /// The segment as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Names an organization: lowercase letters, digits, `-`, `_`, `.`; not a reserved word.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Org(Segment);
+
+/// First path segments the server uses itself; no org may take them.
+pub const RESERVED_ORG_NAMES: &[&str] = &[
+    "api",
+    "v1",
+    "health",
+    "metrics",
+    "static",
+    "config",
+    "tokens",
+    "admin",
+    "openapi.json",
+];
+
+impl Org {
+    /// Validates an organization name.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let segment = Segment::parse("org", value)?;
+        let fail = |reason| NameError {
+            kind: "org",
+            value: value.to_owned(),
+            reason,
+        };
+        if value.len() > 64 {
+            return Err(fail("longer than 64 characters"));
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(fail("use lowercase letters, digits, `-`, `_` and `.` only"));
+        }
+        if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(fail("must start with a letter or digit"));
+        }
+        if RESERVED_ORG_NAMES.contains(&value) {
+            return Err(fail("reserved name"));
+        }
+        Ok(Org(segment))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for Org {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The package formats (distro families) we publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Distro {
+    /// Alpine Linux (`.apk`, `APKINDEX.tar.gz`).
+    Alpine,
+}
+
+impl Distro {
+    /// Parses a distro name.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        match value {
+            "alpine" => Ok(Distro::Alpine),
+            _ => Err(NameError {
+                kind: "distro",
+                value: value.escape_debug().to_string(),
+                reason: "unsupported (supported: alpine)",
+            }),
+        }
+    }
+
+    /// The name used in paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distro::Alpine => "alpine",
+        }
+    }
+}
+
+impl fmt::Display for Distro {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An architecture name: `[A-Za-z0-9_]`, at most 32 characters. `noarch` is
+/// not a publishing target (noarch packages go into every arch of a repo).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Arch(Segment);
+
+/// The arch value of arch-independent packages.
+pub const NOARCH: &str = "noarch";
+
+impl Arch {
+    /// Validates an arch name.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        let segment = Segment::parse("arch", value)?;
+        let fail = |reason| NameError {
+            kind: "arch",
+            value: value.to_owned(),
+            reason,
+        };
+        if value.len() > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(fail("use letters, digits and `_` only (at most 32)"));
+        }
+        if value == NOARCH {
+            return Err(fail(
+                "`noarch` packages are published into every arch of a repo; name a real arch",
+            ));
+        }
+        Ok(Arch(segment))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A repository: org, distro, version (e.g. `v3.20`, `edge`) and repo (e.g. `main`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoId {
+    /// The organization.
+    pub org: Org,
+    /// The distro.
+    pub distro: Distro,
+    /// The distro version.
+    pub version: Segment,
+    /// The repository name.
+    pub repo: Segment,
+}
+
+impl RepoId {
+    /// Validates all parts of a repository name.
+    pub fn parse(org: &str, distro: &str, version: &str, repo: &str) -> Result<Self, NameError> {
+        Ok(Self {
+            org: Org::parse(org)?,
+            distro: Distro::parse(distro)?,
+            version: Segment::parse("version", version)?,
+            repo: Segment::parse("repo", repo)?,
+        })
+    }
+
+    /// This repository's arch `arch`.
+    pub fn arch(&self, arch: Arch) -> RepoArch {
+        RepoArch {
+            repo: self.clone(),
+            arch,
+        }
+    }
+
+    /// The narrowest key scope holding this repository.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            org: self.org.clone(),
+            distro: Some(self.distro),
+            version: Some(self.version.clone()),
+            repo: Some(self.repo.clone()),
+        }
+    }
+
+    fn path(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.org, self.distro, self.version, self.repo
+        )
+    }
+}
+
+impl fmt::Display for RepoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+/// One architecture of one repository: the unit that has an index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoArch {
+    /// The repository.
+    pub repo: RepoId,
+    /// The architecture.
+    pub arch: Arch,
+}
+
+impl RepoArch {
+    fn path(&self) -> String {
+        format!("{}/{}", self.repo.path(), self.arch)
+    }
+}
+
+impl fmt::Display for RepoArch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+/// A level of the tree: an org, optionally narrowed to a distro, version and repo.
+/// Signing keys and tokens belong to a scope; the most specific one wins.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope {
+    /// The organization.
+    pub org: Org,
+    /// The distro, if narrowed.
+    pub distro: Option<Distro>,
+    /// The version, if narrowed (needs a distro).
+    pub version: Option<Segment>,
+    /// The repo, if narrowed (needs a version).
+    pub repo: Option<Segment>,
+}
+
+impl Scope {
+    /// A scope from optional parts, checking that each needs the one before.
+    pub fn new(
+        org: Org,
+        distro: Option<Distro>,
+        version: Option<Segment>,
+        repo: Option<Segment>,
+    ) -> Result<Self, NameError> {
+        let fail = |reason| NameError {
+            kind: "scope",
+            value: org.to_string(),
+            reason,
+        };
+        if version.is_some() && distro.is_none() {
+            return Err(fail("a version needs a distro"));
+        }
+        if repo.is_some() && version.is_none() {
+            return Err(fail("a repo needs a version"));
+        }
+        Ok(Self {
+            org,
+            distro,
+            version,
+            repo,
+        })
+    }
+
+    /// The scope and every wider one, most specific first.
+    pub fn ancestry(&self) -> Vec<Scope> {
+        let mut out = vec![self.clone()];
+        let mut current = self.clone();
+        loop {
+            if current.repo.take().is_some()
+                || current.version.take().is_some()
+                || current.distro.take().is_some()
+            {
+                out.push(current.clone());
+            } else {
+                return out;
+            }
+        }
+    }
+
+    fn path(&self) -> String {
+        let mut path = self.org.to_string();
+        for part in [
+            self.distro.map(|d| d.as_str().to_owned()),
+            self.version.as_ref().map(Segment::to_string),
+            self.repo.as_ref().map(Segment::to_string),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            path.push('/');
+            path.push_str(&part);
+        }
+        path
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+/// Which tree, and so which store, an object belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// `static/`: served to clients.
+    Public,
+    /// `config/`: never served.
+    Private,
+}
+
+/// Every object we store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// A package file in one arch of a repo.
+    Package {
+        /// Where.
+        arch: RepoArch,
+        /// Its file name (`<name>-<version>.apk`).
+        file: Segment,
+    },
+    /// The signed index of one arch of a repo.
+    Index(RepoArch),
+    /// A public signing key, published under its apk key name.
+    PublicKey {
+        /// The scope whose private key it matches.
+        scope: Scope,
+        /// The apk key file name.
+        name: Segment,
+    },
+    /// The private signing key of a scope.
+    PrivateKey(Scope),
+    /// An organization's record.
+    Org(Org),
+    /// A repository's settings (configured arches).
+    RepoSettings(RepoId),
+    /// The index records of one repo arch.
+    IndexState(RepoArch),
+    /// A package removed from the index whose file is kept for a grace period.
+    Tombstone {
+        /// Where.
+        arch: RepoArch,
+        /// The package file name.
+        file: Segment,
+    },
+    /// What the published index of one repo arch was rendered from.
+    IndexMarker(RepoArch),
+    /// A not-yet-merged change to one repo arch.
+    Pending {
+        /// Where.
+        arch: RepoArch,
+        /// Its id (sortable by time).
+        id: Segment,
+    },
+}
+
+impl Key {
+    /// The object key.
+    pub fn path(&self) -> String {
+        match self {
+            Key::Package { arch, file } => format!("{STATIC_PREFIX}{}/{file}", arch.path()),
+            Key::Index(arch) => format!("{STATIC_PREFIX}{}/APKINDEX.tar.gz", arch.path()),
+            Key::PublicKey { scope, name } => format!("{STATIC_PREFIX}{}/{name}", scope.path()),
+            Key::PrivateKey(scope) => format!("{CONFIG_PREFIX}{}/signing-key.pem", scope.path()),
+            Key::Org(org) => format!("{CONFIG_PREFIX}_orgs/{org}.json"),
+            Key::Tombstone { arch, file } => {
+                format!("{CONFIG_PREFIX}{}/deleted/{file}.json", arch.path())
+            }
+            Key::RepoSettings(repo) => format!("{CONFIG_PREFIX}{}/repo.json", repo.path()),
+            Key::IndexState(arch) => format!("{CONFIG_PREFIX}{}/state.json", arch.path()),
+            Key::IndexMarker(arch) => format!("{CONFIG_PREFIX}{}/index.json", arch.path()),
+            Key::Pending { arch, id } => {
+                format!("{CONFIG_PREFIX}{}/pending/{id}.json", arch.path())
+            }
+        }
+    }
+
+    /// The tree the object lives in.
+    pub fn tree(&self) -> Tree {
+        match self {
+            Key::Package { .. } | Key::Index(_) | Key::PublicKey { .. } => Tree::Public,
+            _ => Tree::Private,
+        }
+    }
+
+    /// The prefix under which [`Key::Pending`] objects of `arch` live.
+    pub fn pending_prefix(arch: &RepoArch) -> String {
+        format!("{CONFIG_PREFIX}{}/pending/", arch.path())
+    }
+
+    /// The prefix of the organization records.
+    pub fn orgs_prefix() -> String {
+        format!("{CONFIG_PREFIX}_orgs/")
+    }
+
+    /// The prefix of the tombstones of `arch`.
+    pub fn tombstone_prefix(arch: &RepoArch) -> String {
+        format!("{CONFIG_PREFIX}{}/deleted/", arch.path())
+    }
+
+    /// The prefix of the public folder of `arch`.
+    pub fn arch_public_prefix(arch: &RepoArch) -> String {
+        format!("{STATIC_PREFIX}{}/", arch.path())
+    }
+
+    /// The prefix of a repository's public arch folders.
+    pub fn repo_public_prefix(repo: &RepoId) -> String {
+        format!("{STATIC_PREFIX}{}/", repo.path())
+    }
+
+    /// The prefix of a repository's private folder.
+    pub fn repo_private_prefix(repo: &RepoId) -> String {
+        format!("{CONFIG_PREFIX}{}/", repo.path())
+    }
+
+    /// The prefix of an organization's private tree.
+    pub fn org_private_prefix(org: &Org) -> String {
+        format!("{CONFIG_PREFIX}{org}/")
+    }
+
+    /// The prefix of an organization's public tree.
+    pub fn org_public_prefix(org: &Org) -> String {
+        format!("{STATIC_PREFIX}{org}/")
+    }
+
+    /// `Content-Type` for serving the object.
+    pub fn content_type(&self) -> &'static str {
+        content_type_for(&self.path())
+    }
+
+    /// `Cache-Control` for serving the object: packages never change, indexes do.
+    pub fn cache_control(&self) -> &'static str {
+        cache_control_for(&self.path())
+    }
+}
+
+/// Cache policy for packages: immutable once published.
+pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache policy for indexes: short, so new packages show up quickly.
+pub const CACHE_INDEX: &str = "public, max-age=60, must-revalidate";
+/// Cache policy for public keys and other files.
+pub const CACHE_DEFAULT: &str = "public, max-age=300";
+
+/// `Content-Type` for a public object, from its file name.
+pub fn content_type_for(path: &str) -> &'static str {
+    if path.ends_with(".apk") {
+        "application/vnd.apk"
+    } else if path.ends_with(".tar.gz") {
+        "application/gzip"
+    } else if path.ends_with(".rsa.pub") || path.ends_with(".pem") {
+        "application/x-pem-file"
+    } else if path.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// `Cache-Control` for a public object, from its file name.
+pub fn cache_control_for(path: &str) -> &'static str {
+    if path.ends_with(".apk") {
+        CACHE_IMMUTABLE
+    } else if path.ends_with("/APKINDEX.tar.gz") {
+        CACHE_INDEX
+    } else {
+        CACHE_DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> RepoId {
+        RepoId::parse("acme", "alpine", "v3.20", "main").unwrap()
+    }
+
+    #[test]
+    fn builds_keys() {
+        let arch = repo().arch(Arch::parse("x86_64").unwrap());
+        let file = Segment::parse("file name", "hello-1.0+dfsg~1-r0.apk").unwrap();
+        assert_eq!(
+            Key::Package {
+                arch: arch.clone(),
+                file
+            }
+            .path(),
+            "static/acme/alpine/v3.20/main/x86_64/hello-1.0+dfsg~1-r0.apk"
+        );
+        assert_eq!(
+            Key::Index(arch.clone()).path(),
+            "static/acme/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"
+        );
+        assert_eq!(
+            Key::IndexState(arch).path(),
+            "config/acme/alpine/v3.20/main/x86_64/state.json"
+        );
+        let scope = Scope::new(
+            Org::parse("acme").unwrap(),
+            Some(Distro::Alpine),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            Key::PrivateKey(scope).path(),
+            "config/acme/alpine/signing-key.pem"
+        );
+    }
+
+    #[test]
+    fn scope_ancestry_is_most_specific_first() {
+        let chain: Vec<String> = repo()
+            .scope()
+            .ancestry()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                "acme/alpine/v3.20/main",
+                "acme/alpine/v3.20",
+                "acme/alpine",
+                "acme"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unsafe_segments() {
+        for bad in [
+            "", "..", ".hidden", "a/b", "a\\b", "a\u{0}b", "a\nb", "x..y", "%2e%2e", " a",
+        ] {
+            assert!(Segment::parse("repo", bad).is_err(), "{bad:?}");
+        }
+        assert!(Segment::parse("repo", &"a".repeat(129)).is_err());
+        Segment::parse("file name", "gcc-13.2.1_git20231014+x~1-r0.apk").unwrap();
+        Segment::parse("version", "édge").unwrap();
+    }
+
+    #[test]
+    fn validates_org_and_arch() {
+        assert!(Org::parse("Acme").is_err());
+        assert!(Org::parse("v1").is_err());
+        assert!(Org::parse("health").is_err());
+        Org::parse("acme-corp.io").unwrap();
+        assert!(Arch::parse("noarch").is_err());
+        assert!(Arch::parse("x86-64").is_err());
+        Arch::parse("aarch64").unwrap();
+    }
+}

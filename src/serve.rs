@@ -1,0 +1,196 @@
+//! The HTTP server for the public tree: `packages serve`.
+//!
+//! Serves `static/` of any backend so that `apk` can install from a laptop
+//! with no cloud. The private tree is unreachable by construction: every
+//! request path is decoded, checked segment by segment, and then prefixed
+//! with `static/`; there is no route that names another prefix.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+use tokio_util::io::ReaderStream;
+
+use crate::repo::{STATIC_PREFIX, cache_control_for, content_type_for};
+use crate::storage::StorageError;
+use crate::stores::Stores;
+
+/// Shared state of the public-tree handler.
+#[derive(Debug, Clone)]
+pub struct PublicTree {
+    stores: Stores,
+}
+
+impl PublicTree {
+    /// Serves the public tree of `stores`.
+    pub fn new(stores: Stores) -> Self {
+        Self { stores }
+    }
+}
+
+/// The router serving the public tree at `/`.
+pub fn router(stores: Stores) -> Router {
+    Router::new()
+        .fallback(serve_public)
+        .with_state(PublicTree::new(stores))
+}
+
+/// Serves `router` on `listen` until Ctrl-C or SIGTERM.
+pub async fn run(router: Router, listen: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// Maps a request path to a key of the public tree, or `None` if it is not a
+/// plain file path (empty, `.`/`..`, hidden or control characters, `//`).
+pub fn public_key_for(path: &str) -> Option<String> {
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
+    let relative = decoded.strip_prefix('/')?;
+    if relative.is_empty() || relative.ends_with('/') {
+        return None;
+    }
+    for segment in relative.split('/') {
+        if segment.is_empty()
+            || segment.starts_with('.')
+            || segment.chars().any(|c| c.is_control() || c == '\\')
+        {
+            return None;
+        }
+    }
+    Some(format!("{STATIC_PREFIX}{relative}"))
+}
+
+async fn serve_public(
+    State(tree): State<PublicTree>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let Some(key) = public_key_for(uri.path()) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let store = tree.stores.public();
+    let meta = match store.head(&key).await {
+        Ok(Some(meta)) => meta,
+        Ok(None) | Err(StorageError::InvalidKey { .. }) => {
+            return plain(StatusCode::NOT_FOUND, "not found\n");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "public read failed");
+            return plain(StatusCode::BAD_GATEWAY, "store unavailable\n");
+        }
+    };
+    let etag = if meta.etag.starts_with('"') {
+        meta.etag.clone()
+    } else {
+        format!("\"{}\"", meta.etag)
+    };
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type_for(&key)),
+    );
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control_for(&key)),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response_headers.insert(header::ETAG, value);
+    }
+    if let Some(modified) = meta.last_modified {
+        if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+            response_headers.insert(header::LAST_MODIFIED, value);
+        }
+    }
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+            return (StatusCode::NOT_MODIFIED, response_headers).into_response();
+        }
+    }
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    if method == Method::HEAD {
+        return (StatusCode::OK, response_headers).into_response();
+    }
+    match store.get(&key).await {
+        Ok(got) => {
+            let body = Body::from_stream(ReaderStream::new(got.body));
+            (StatusCode::OK, response_headers, body).into_response()
+        }
+        Err(StorageError::NotFound { .. }) => plain(StatusCode::NOT_FOUND, "not found\n"),
+        Err(e) => {
+            tracing::error!(error = %e, "public read failed");
+            plain(StatusCode::BAD_GATEWAY, "store unavailable\n")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_key_for;
+
+    #[test]
+    fn maps_only_plain_paths() {
+        assert_eq!(
+            public_key_for("/acme/alpine/edge/main/x86_64/APKINDEX.tar.gz").as_deref(),
+            Some("static/acme/alpine/edge/main/x86_64/APKINDEX.tar.gz")
+        );
+        assert_eq!(
+            public_key_for("/acme/alpine/edge/main/x86_64/a%2Bb-1.0-r0.apk").as_deref(),
+            Some("static/acme/alpine/edge/main/x86_64/a+b-1.0-r0.apk")
+        );
+        for bad in [
+            "/",
+            "/../config/x",
+            "/%2e%2e/config/x",
+            "/a//b",
+            "/a/%2e%2e%2fconfig",
+            "/a/.x",
+            "/a/%00",
+            "/a/",
+            "/%2E%2E/%2E%2E/config/acme/alpine/signing-key.pem",
+        ] {
+            assert_eq!(public_key_for(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The S3 backend (AWS S3, MinIO, Garage, R2, moto, ...), via aws-sdk-s3.
+//!
+//! Credentials and region come from the standard AWS chain and environment
+//! (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...),
+//! unless [`S3Settings`] overrides them. Path-style addressing is used whenever
+//! an endpoint URL is set (MinIO, Garage), unless turned off.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::date_time::DateTime;
+
+use super::{GetResult, ObjectMeta, Payload, PutMode, PutOptions, StorageError, check_key};
+
+/// Overrides of the AWS environment, for tests and explicit configuration.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// Endpoint URL (else `AWS_ENDPOINT_URL` or AWS's own).
+    pub endpoint: Option<String>,
+    /// Region (else the AWS chain; `us-east-1` when nothing says).
+    pub region: Option<String>,
+    /// Static access key id and secret (else the AWS chain).
+    pub credentials: Option<(String, String)>,
+    /// Use virtual-hosted-style addressing even with a custom endpoint.
+    pub virtual_hosted: bool,
+}
+
+/// A bucket plus key prefix.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    endpoint: Option<String>,
+}
+
+impl S3Store {
+    /// Builds a client for `bucket` under `prefix` (no network I/O yet).
+    pub async fn connect(
+        bucket: &str,
+        prefix: &str,
+        settings: &S3Settings,
+    ) -> Result<Self, StorageError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = &settings.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(region) = &settings.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some((id, secret)) = &settings.credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "packages-settings",
+            ));
+        }
+        let shared = loader.load().await;
+        let endpoint = shared.endpoint_url().map(str::to_owned);
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            builder = builder.region(aws_config::Region::new("us-east-1"));
+        }
+        if endpoint.is_some() && !settings.virtual_hosted {
+            builder = builder.force_path_style(true);
+        }
+        Ok(Self {
+            client: Client::from_conf(builder.build()),
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            endpoint,
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        let mut s = format!("s3://{}", self.bucket);
+        if !self.prefix.is_empty() {
+            s.push('/');
+            s.push_str(&self.prefix);
+        }
+        if let Some(endpoint) = &self.endpoint {
+            s.push_str(&format!(" at {endpoint}"));
+        }
+        s
+    }
+
+    fn full_key(&self, key: &str) -> Result<String, StorageError> {
+        check_key(key)?;
+        Ok(self.with_prefix(key))
+    }
+
+    fn with_prefix(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{}", self.prefix, key)
+        }
+    }
+
+    fn strip_prefix<'a>(&self, full: &'a str) -> &'a str {
+        if self.prefix.is_empty() {
+            full
+        } else {
+            full.strip_prefix(&self.prefix)
+                .and_then(|s| s.strip_prefix('/'))
+                .unwrap_or(full)
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<GetResult, StorageError> {
+        let full = self.full_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| map_err("get", key, e))?;
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size: out
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+            last_modified: out.last_modified().and_then(to_system_time),
+        };
+        Ok(GetResult {
+            meta,
+            body: Box::pin(out.body.into_async_read()),
+        })
+    }
+
+    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        let full = self.full_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectMeta {
+                key: key.to_owned(),
+                size: out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                etag: out.e_tag().unwrap_or_default().to_owned(),
+                last_modified: out.last_modified().and_then(to_system_time),
+            })),
+            Err(e) => match map_err("head", key, e) {
+                StorageError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub(super) async fn put(
+        &self,
+        key: &str,
+        payload: Payload,
+        options: &PutOptions,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, StorageError> {
+        let full = self.full_key(key)?;
+        let (body, size) = match payload {
+            Payload::Bytes(bytes) => {
+                let size = bytes.len() as u64;
+                (ByteStream::from(bytes), size)
+            }
+            Payload::File(path) => {
+                let size = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|e| StorageError::backend("put", key, e))?
+                    .len();
+                let body = ByteStream::from_path(&path)
+                    .await
+                    .map_err(|e| StorageError::backend("put", key, e))?;
+                (body, size)
+            }
+        };
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .body(body)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX));
+        if let Some(content_type) = &options.content_type {
+            request = request.content_type(content_type);
+        }
+        if let Some(cache_control) = &options.cache_control {
+            request = request.cache_control(cache_control);
+        }
+        request = match &mode {
+            PutMode::Overwrite => request,
+            PutMode::Create => request.if_none_match("*"),
+            PutMode::Update(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(out) => Ok(ObjectMeta {
+                key: key.to_owned(),
+                size,
+                etag: out.e_tag().unwrap_or_default().to_owned(),
+                last_modified: Some(std::time::SystemTime::now()),
+            }),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let code = e.code().map(str::to_owned);
+                match (&mode, status, code.as_deref()) {
+                    (PutMode::Create, Some(412 | 409), _) => Err(StorageError::AlreadyExists {
+                        key: key.to_owned(),
+                    }),
+                    // 404 NoSuchKey: If-Match on a missing object (AWS, moto).
+                    (PutMode::Update(_), Some(412 | 409 | 404), _) => {
+                        Err(StorageError::Precondition {
+                            key: key.to_owned(),
+                        })
+                    }
+                    _ => Err(map_err("put", key, e)),
+                }
+            }
+        }
+    }
+
+    pub(super) async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        let full_prefix = self.with_prefix(prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("list", prefix, e))?;
+            for object in page.contents() {
+                let Some(full) = object.key() else { continue };
+                found.push(ObjectMeta {
+                    key: self.strip_prefix(full).to_owned(),
+                    size: object
+                        .size()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                    last_modified: object.last_modified().and_then(to_system_time),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let full = self.full_key(key)?;
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match map_err("delete", key, e) {
+                StorageError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+fn to_system_time(t: &DateTime) -> Option<std::time::SystemTime> {
+    std::time::SystemTime::try_from(*t).ok()
+}
+
+/// Turns an SDK error into ours, keeping the status, the S3 error code and message.
+fn map_err<E, R>(op: &'static str, key: &str, err: SdkError<E, R>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    SdkError<E, R>: RawStatus,
+{
+    let status = err.raw_status();
+    if status == Some(404) || err.code() == Some("NoSuchKey") || err.code() == Some("NotFound") {
+        return StorageError::NotFound {
+            key: key.to_owned(),
+        };
+    }
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => match &err {
+            SdkError::DispatchFailure(d) => format!("cannot reach the S3 endpoint: {d:?}"),
+            SdkError::TimeoutError(_) => "timed out".to_owned(),
+            other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        },
+    };
+    let detail = match status {
+        Some(status) => format!("HTTP {status}: {detail}"),
+        None => detail,
+    };
+    StorageError::backend(op, key, detail)
+}
+
+/// The HTTP status of a failed call, where there was a response.
+trait RawStatus {
+    fn raw_status(&self) -> Option<u16>;
+}
+
+impl<E> RawStatus for SdkError<E, aws_sdk_s3::config::http::HttpResponse> {
+    fn raw_status(&self) -> Option<u16> {
+        self.raw_response().map(|r| r.status().as_u16())
+    }
+}
