@@ -56,7 +56,7 @@ pub enum IndexError {
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Add (or keep) a package.
-    Add(ApkRecord),
+    Add(Box<ApkRecord>),
     /// Remove a package by file name.
     Remove {
         /// The `.apk` file name.
@@ -109,8 +109,8 @@ impl IndexState {
             match &pending.change {
                 Change::Add(record) => {
                     let file = record.file_name();
-                    if self.records.get(&file) != Some(record) {
-                        self.records.insert(file, record.clone());
+                    if self.records.get(&file) != Some(record.as_ref()) {
+                        self.records.insert(file, record.as_ref().clone());
                         changed = true;
                     }
                 }
@@ -375,7 +375,7 @@ async fn clean_pending(
     let now = SystemTime::now();
     for (object, change) in pending {
         let merged = match &change.change {
-            Change::Add(record) => state.records.get(&record.file_name()) == Some(record),
+            Change::Add(record) => state.records.get(&record.file_name()) == Some(record.as_ref()),
             Change::Remove { file } => !state.records.contains_key(file),
         };
         let old_enough = change

@@ -591,7 +591,7 @@ impl Publisher {
                 return Ok(true);
             }
         }
-        index::add_pending(&self.stores, arch, Change::Add(record.clone())).await?;
+        index::add_pending(&self.stores, arch, Change::Add(Box::new(record.clone()))).await?;
         Ok(unchanged)
     }
 
