@@ -193,6 +193,10 @@ pub struct RemoveArgs {
 pub enum IndexCommand {
     /// Recompute a repository's records and index from its `.apk` files (disaster recovery)
     Rebuild(RepoArgs),
+    /// Find indexes that disagree with their records (stale, missing a package, bad signature); exit 1 if any
+    Check(RepoArgs),
+    /// Republish indexes from their records (fixes what `check` finds)
+    Repair(RepoArgs),
 }
 
 /// `packages serve ...`
@@ -256,6 +260,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::List(args) => list(&stores, args, json).await,
         Command::Remove(args) => remove(&stores, args, json).await,
         Command::Index(IndexCommand::Rebuild(args)) => rebuild(&stores, args, json).await,
+        Command::Index(IndexCommand::Check(args)) => check_indexes(&stores, args, json).await,
+        Command::Index(IndexCommand::Repair(args)) => repair_indexes(&stores, args, json).await,
         Command::Gc => {
             let deleted = Publisher::new(stores).gc().await?;
             if json {
@@ -455,6 +461,67 @@ async fn remove(stores: &Stores, args: RemoveArgs, json: bool) -> Result<()> {
     }
     for l in &removed {
         println!("removed {} from {}/{}", l.file, repo, l.arch);
+    }
+    Ok(())
+}
+
+async fn repo_arches(stores: &Stores, args: &RepoArgs) -> Result<(RepoId, Vec<Arch>)> {
+    let repo = args.repo()?;
+    let arches = match args.arch()? {
+        Some(arch) => vec![arch],
+        None => Publisher::new(stores.clone()).arches(&repo).await?,
+    };
+    if arches.is_empty() {
+        bail!("{repo} has no arches (name one with --arch)");
+    }
+    Ok((repo, arches))
+}
+
+async fn check_indexes(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
+    let (repo, arches) = repo_arches(stores, &args).await?;
+    let mut report = Vec::new();
+    let mut bad = 0;
+    for arch in arches {
+        let problems = crate::index::check(stores, &repo.arch(arch.clone())).await?;
+        if !problems.is_empty() {
+            bad += 1;
+        }
+        if !json {
+            if problems.is_empty() {
+                println!("{repo}/{arch}: ok");
+            }
+            for problem in &problems {
+                println!("{repo}/{arch}: {}", serde_json::to_string(problem)?);
+            }
+        }
+        report.push(serde_json::json!({"arch": arch.to_string(), "problems": problems}));
+    }
+    if json {
+        print_json(&report)?;
+    }
+    if bad > 0 {
+        bail!("{bad} index(es) of {repo} need `packages index repair`");
+    }
+    Ok(())
+}
+
+async fn repair_indexes(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
+    let (repo, arches) = repo_arches(stores, &args).await?;
+    let mut summary = Vec::new();
+    for arch in arches {
+        let done = crate::index::repair(stores, &repo.arch(arch.clone())).await?;
+        if !json {
+            println!(
+                "repaired {repo}/{arch}: {} package(s)",
+                done.state.records.len()
+            );
+        }
+        summary.push(
+            serde_json::json!({"arch": arch.to_string(), "packages": done.state.records.len()}),
+        );
+    }
+    if json {
+        print_json(&summary)?;
     }
     Ok(())
 }

@@ -388,3 +388,123 @@ async fn clean_pending(
     }
     Ok(())
 }
+
+/// Something wrong with a published index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum IndexProblem {
+    /// Records exist but no index is published.
+    Missing,
+    /// The index is not a signed APKINDEX.
+    Malformed,
+    /// The signature does not verify with the repo's key.
+    BadSignature,
+    /// The index lists other packages than the records.
+    Stale {
+        /// Packages (`name-version`) recorded but not in the index.
+        missing: Vec<String>,
+        /// Packages in the index but not recorded.
+        extra: Vec<String>,
+    },
+    /// The index differs from what the records render to (fields, order, key).
+    Differs,
+    /// Changes are waiting to be merged.
+    Pending {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// Compares the published index of `arch` with what its records render to.
+/// An empty result means the index is exactly right.
+pub async fn check(stores: &Stores, arch: &RepoArch) -> Result<Vec<IndexProblem>, IndexError> {
+    let mut problems = Vec::new();
+    let pending = read_pending(stores, arch).await?;
+    let (state, _) = read_state(stores, arch).await?;
+    let mut merged = state.clone();
+    if merged.apply(pending.iter().map(|(_, p)| p)) {
+        problems.push(IndexProblem::Pending {
+            count: pending.len(),
+        });
+    }
+    let Some((published, _)) = stores.get_bytes_opt(&Key::Index(arch.clone())).await? else {
+        if !state.records.is_empty() || state.generation > 0 {
+            problems.push(IndexProblem::Missing);
+        }
+        return Ok(problems);
+    };
+    let key = keys::signing_key_for(stores, &arch.repo).await?;
+    let records = state.records();
+    let description = description(arch);
+    let expected =
+        tokio::task::spawn_blocking(move || build_signed(&description, &records, &key).into())
+            .await
+            .map_err(|e| StorageError::backend("render index", "", e))?;
+    let expected: bytes::Bytes = expected;
+    if published == expected {
+        return Ok(problems);
+    }
+    let Some((_, signature, unsigned)) = crate::formats::apk::index::split_signed(&published)
+    else {
+        problems.push(IndexProblem::Malformed);
+        return Ok(problems);
+    };
+    let key = keys::signing_key_for(stores, &arch.repo).await?;
+    if !key.verify_sha256(&unsigned, &signature) {
+        problems.push(IndexProblem::BadSignature);
+    }
+    match listed_packages(&unsigned) {
+        Some(listed) => {
+            let recorded: std::collections::BTreeSet<String> = state
+                .records
+                .values()
+                .map(|r| format!("{}-{}", r.name, r.version))
+                .collect();
+            let missing: Vec<String> = recorded.difference(&listed).cloned().collect();
+            let extra: Vec<String> = listed.difference(&recorded).cloned().collect();
+            if missing.is_empty() && extra.is_empty() {
+                problems.push(IndexProblem::Differs);
+            } else {
+                problems.push(IndexProblem::Stale { missing, extra });
+            }
+        }
+        None => problems.push(IndexProblem::Malformed),
+    }
+    Ok(problems)
+}
+
+/// The `name-version` of every record in an unsigned index, or `None` if unreadable.
+fn listed_packages(unsigned: &[u8]) -> Option<std::collections::BTreeSet<String>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(unsigned));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.path().ok()?.to_str()? != "APKINDEX" {
+            continue;
+        }
+        let mut text = String::new();
+        entry.read_to_string(&mut text).ok()?;
+        let mut out = std::collections::BTreeSet::new();
+        for record in text.split("\n\n") {
+            let field = |letter: &str| {
+                record
+                    .lines()
+                    .find_map(|l| l.strip_prefix(letter))
+                    .map(str::to_owned)
+            };
+            if let (Some(name), Some(version)) = (field("P:"), field("V:")) {
+                out.insert(format!("{name}-{version}"));
+            }
+        }
+        return Some(out);
+    }
+    None
+}
+
+/// Republishes the index of `arch` from its records whatever the marker says
+/// (after merging pending changes): the fix for every [`IndexProblem`].
+pub async fn repair(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, IndexError> {
+    let marker = Key::IndexMarker(arch.clone());
+    stores.delete(&marker).await?;
+    reindex(stores, arch).await
+}

@@ -147,6 +147,15 @@ impl SigningKey {
             )
             .expect("keys of at least MIN_KEY_BITS always fit a SHA-256 DigestInfo")
     }
+
+    /// Whether `signature` is this key's PKCS#1 v1.5 signature over the SHA-256 of `data`.
+    pub fn verify_sha256(&self, data: &[u8], signature: &[u8]) -> bool {
+        let digest = Sha256::digest(data);
+        self.private
+            .to_public_key()
+            .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+            .is_ok()
+    }
 }
 
 /// The org becomes part of a file name (the key name) that clients save in
