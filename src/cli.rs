@@ -5,16 +5,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::api::{ApiConfig, ApiState};
 use crate::config::StoreConfig;
 use crate::keys;
 use crate::publish::{Publisher, Upload};
 use crate::repo::{Arch, Distro, Org, RepoId, Scope, Segment};
 use crate::stores::Stores;
+use crate::tokens::{TokenLevel, Tokens};
 
 /// Publish signed Alpine package repositories into an S3 bucket or a local directory.
 #[derive(Debug, Parser)]
@@ -68,8 +71,108 @@ pub enum Command {
     Index(IndexCommand),
     /// Delete files of removed packages whose grace period is over
     Gc,
-    /// Serve the public tree over HTTP (for `apk` with no cloud)
+    /// Check the stores: reachable, credentials, conditional writes, clock skew, private-tree exposure
+    Doctor {
+        /// The public base URL clients use (bucket website or CDN); checks that the private tree is not readable through it
+        #[arg(long, env = "PACKAGES_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// Create the first admin token (printed once)
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage API tokens (stored as hashes under `config/`)
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Tell whether a package version is already published (exit status 0: yes, 1: no)
+    Check(CheckArgs),
+    /// Serve the HTTP API and the public tree (for CI uploads, and `apk` with no cloud)
     Serve(ServeArgs),
+}
+
+/// `packages admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the first server-wide admin token; refused once one exists (then use `token create`)
+    Init {
+        /// A name for the token
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+}
+
+/// `packages token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; without `--org`, an admin token. The token is printed once, alone on the last line of stdout
+    Create {
+        /// A name for people (e.g. `ci-main`)
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        level: LevelArgs,
+        /// May only read (list), not publish or delete
+        #[arg(long)]
+        read_only: bool,
+        /// Lifetime, e.g. `90d`, `12h`, `2w` (default: no expiry)
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the tokens of one level (default: the admin level)
+    List {
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+    /// Revoke a token, given by id (from `token list`, with its level) or in plaintext
+    Revoke {
+        /// The token's id, or the token itself
+        token: String,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+}
+
+/// The level of a token: none (admin), an org, or a distro, version or repo of it.
+#[derive(Debug, Args)]
+pub struct LevelArgs {
+    /// Organization (none: the server-wide admin level)
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Distro (e.g. `alpine`); needs `--org`
+    #[arg(long, requires = "org")]
+    pub distro: Option<String>,
+    /// Distro version (e.g. `edge`); needs `--distro`
+    #[arg(long, requires = "distro")]
+    pub version: Option<String>,
+    /// Repository (e.g. `main`); needs `--version`
+    #[arg(long, requires = "version")]
+    pub repo: Option<String>,
+}
+
+/// Where to reach a server instead of the store (remote mode).
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Talk to this `packages serve` server instead of the store (e.g. `https://packages.example.com`)
+    #[arg(long, env = "PACKAGES_SERVER", requires = "token")]
+    pub server: Option<String>,
+    /// API token for `--server`
+    #[arg(long, env = "PACKAGES_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `packages check ...`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["apkbuild", "file"])))]
+pub struct CheckArgs {
+    /// An `APKBUILD`: checks `<pkgname>-<pkgver>-r<pkgrel>.apk`
+    #[arg(long)]
+    pub apkbuild: Option<PathBuf>,
+    /// A package file: checks its name and version
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `packages org ...`
@@ -176,6 +279,8 @@ pub struct UploadArgs {
     /// The `.apk` files
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `packages remove ...`
@@ -205,6 +310,21 @@ pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, env = "PACKAGES_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Serve only the public tree, no API
+    #[arg(long, env = "PACKAGES_NO_API")]
+    pub no_api: bool,
+    /// Largest request body (an upload), in MiB
+    #[arg(long, env = "PACKAGES_MAX_BODY_MIB", default_value_t = crate::api::DEFAULT_MAX_BODY >> 20)]
+    pub max_body_mib: u64,
+    /// Longest time a request (upload included) may take, in seconds
+    #[arg(long, env = "PACKAGES_REQUEST_TIMEOUT_SECS", default_value_t = crate::api::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout_secs: u64,
+    /// How long token look-ups are cached, in seconds (a revocation takes effect within this time; 0: no cache)
+    #[arg(long, env = "PACKAGES_TOKEN_CACHE_SECS", default_value_t = crate::tokens::DEFAULT_CACHE_TTL.as_secs())]
+    pub token_cache_secs: u64,
+    /// Where uploads are staged while they arrive (default: the system's temporary directory)
+    #[arg(long, env = "PACKAGES_UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
 }
 
 impl RepoArgs {
@@ -246,6 +366,16 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Remote mode talks to a server and never opens a store.
+    match &cli.command {
+        Command::Upload(args) if args.remote.server.is_some() => {
+            return remote_upload(args, cli.global.json).await;
+        }
+        Command::Check(args) if args.remote.server.is_some() => {
+            return check(None, args, cli.global.json).await;
+        }
+        _ => {}
+    }
     let config = StoreConfig::parse(
         Some(&cli.global.storage),
         cli.global.config_storage.as_deref(),
@@ -262,6 +392,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Index(IndexCommand::Rebuild(args)) => rebuild(&stores, args, json).await,
         Command::Index(IndexCommand::Check(args)) => check_indexes(&stores, args, json).await,
         Command::Index(IndexCommand::Repair(args)) => repair_indexes(&stores, args, json).await,
+        Command::Doctor { public_url } => doctor(&stores, public_url.as_deref(), json).await,
         Command::Gc => {
             let deleted = Publisher::new(stores).gc().await?;
             if json {
@@ -274,16 +405,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::Serve(args) => {
-            eprintln!(
-                "serving the public tree of {} on http://{}",
-                stores.public().describe(),
-                args.listen
-            );
-            crate::serve::run(crate::serve::router(stores), args.listen)
-                .await
-                .with_context(|| format!("cannot serve on {}", args.listen))
-        }
+        Command::Admin(AdminCommand::Init { name }) => admin_init(&stores, &name, json).await,
+        Command::Token(command) => token(&stores, command, json).await,
+        Command::Check(args) => check(Some(&stores), &args, json).await,
+        Command::Serve(args) => serve(stores, args).await,
     }
 }
 
@@ -465,6 +590,43 @@ async fn remove(stores: &Stores, args: RemoveArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+async fn doctor(stores: &Stores, public_url: Option<&str>, json: bool) -> Result<()> {
+    let report = crate::doctor::diagnose(stores, public_url).await;
+    if json {
+        print_json(&report)?;
+    } else {
+        for (tree, r) in [("public", Some(&report.public)), ("private", report.private.as_ref())] {
+            let Some(r) = r else { continue };
+            println!("{tree} store: {}", r.store);
+            match &r.error {
+                None => println!("  reachable, credentials ok"),
+                Some(e) => println!("  NOT reachable: {e}"),
+            }
+            if let Some(c) = r.conditional_writes {
+                println!("  conditional writes: {}", if c { "yes" } else { "no (ignored by this store)" });
+            }
+            if let Some(s) = r.clock_skew_seconds {
+                println!("  clock skew: {s:+.0} s");
+            }
+        }
+        if report.private.is_none() {
+            println!("private tree: same store, under config/");
+        }
+        for g in &report.guarantees {
+            println!("- {g}");
+        }
+        match (&report.private_tree_exposed, public_url) {
+            (Some(url), _) => println!("PRIVATE TREE EXPOSED at {url}: {}", crate::doctor::EXPOSURE_FIX),
+            (None, Some(url)) => println!("private tree not readable through {url}"),
+            (None, None) => println!("(give --public-url to check that the private tree is not public)"),
+        }
+    }
+    if !report.healthy() {
+        bail!("the store is not ready for publishing (see above)");
+    }
+    Ok(())
+}
+
 async fn repo_arches(stores: &Stores, args: &RepoArgs) -> Result<(RepoId, Vec<Arch>)> {
     let repo = args.repo()?;
     let arches = match args.arch()? {
@@ -549,6 +711,302 @@ async fn rebuild(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
         print_json(&summary)?;
     }
     Ok(())
+}
+
+// ---- the service: tokens, remote mode, check, serve -------------------------
+
+impl LevelArgs {
+    fn level(&self) -> Result<TokenLevel> {
+        Ok(TokenLevel::from_parts(
+            self.org.as_deref(),
+            self.distro.as_deref(),
+            self.version.as_deref(),
+            self.repo.as_deref(),
+        )?)
+    }
+}
+
+async fn admin_init(stores: &Stores, name: &str, json: bool) -> Result<()> {
+    let tokens = Tokens::new(stores.clone(), Duration::ZERO);
+    if tokens.has_admin().await? {
+        bail!(
+            "an admin token exists already: create more with `packages token create --name NAME`"
+        );
+    }
+    create_token(&tokens, &TokenLevel::Admin, name, false, None, json).await
+}
+
+async fn create_token(
+    tokens: &Tokens,
+    level: &TokenLevel,
+    name: &str,
+    read_only: bool,
+    lifetime: Option<Duration>,
+    json: bool,
+) -> Result<()> {
+    let (token, info) = tokens.create(level, name, read_only, lifetime).await?;
+    if json {
+        return print_json(&crate::api::v1::CreatedToken {
+            token: token.expose().to_owned(),
+            info,
+        });
+    }
+    eprintln!(
+        "created {}token `{}` for {} (id {}); it is shown only once, below:",
+        if read_only { "read-only " } else { "" },
+        info.name,
+        info.level,
+        info.id
+    );
+    println!("{}", token.expose());
+    Ok(())
+}
+
+async fn token(stores: &Stores, command: TokenCommand, json: bool) -> Result<()> {
+    let tokens = Tokens::new(stores.clone(), Duration::ZERO);
+    match command {
+        TokenCommand::Create {
+            name,
+            level,
+            read_only,
+            expires,
+        } => {
+            let level = level.level()?;
+            let lifetime = expires
+                .as_deref()
+                .map(crate::tokens::parse_duration)
+                .transpose()?;
+            create_token(&tokens, &level, &name, read_only, lifetime, json).await
+        }
+        TokenCommand::List { level } => {
+            let listed = tokens.list(&level.level()?).await?;
+            if json {
+                return print_json(&listed);
+            }
+            for t in &listed {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.name,
+                    t.level,
+                    if t.read_only { "read-only" } else { "read-write" },
+                    t.expires
+                        .map_or_else(|| "no expiry".to_owned(), |e| format!("expires {e}"))
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { token, level } => {
+            let revoked = if token.starts_with(crate::tokens::TOKEN_PREFIX) {
+                tokens.revoke_plain(&token).await?
+            } else {
+                tokens.revoke(&level.level()?, &token).await?
+            };
+            if json {
+                return print_json(&revoked);
+            }
+            println!("revoked token `{}` of {} ({})", revoked.name, revoked.level, revoked.id);
+            Ok(())
+        }
+    }
+}
+
+fn remote_client(remote: &RemoteArgs) -> Result<crate::api::client::Client> {
+    let server = remote
+        .server
+        .as_deref()
+        .context("no server given (`--server` or `PACKAGES_SERVER`)")?;
+    let token = remote
+        .token
+        .as_deref()
+        .context("`--server` needs a token (`--token` or `PACKAGES_TOKEN`)")?;
+    Ok(crate::api::client::Client::new(server, token)?)
+}
+
+/// `upload --server`: the same checks and output as the direct mode, through the API.
+async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
+    let client = remote_client(&args.remote)?;
+    let repo = RepoId::parse(&args.org, &args.distro, &args.version, &args.repo)?;
+    let arches = args
+        .arch
+        .iter()
+        .map(|a| Arch::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    for file in &args.files {
+        if !file.is_file() {
+            bail!("{}: no such file", file.display());
+        }
+    }
+    let progress = indicatif::ProgressBar::new(0);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bytes}/{total_bytes}] {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut results = Vec::new();
+    for file in &args.files {
+        let display = file.display().to_string();
+        progress.set_message(display.clone());
+        progress.set_position(0);
+        progress.set_length(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
+        let bar = progress.clone();
+        let published = match client
+            .upload(&repo, &arches, file, move |sent| bar.set_position(sent))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                progress.finish_and_clear();
+                return Err(anyhow::Error::new(e).context(format!("{display}: upload failed")));
+            }
+        };
+        for p in &published {
+            if !json {
+                progress.suspend(|| {
+                    println!(
+                        "{} {} {} -> {}/{}{}",
+                        display,
+                        p.record.name,
+                        p.record.version,
+                        repo,
+                        p.arch,
+                        if p.unchanged {
+                            " (already published)"
+                        } else {
+                            ""
+                        }
+                    );
+                });
+            }
+        }
+        results.extend(published);
+    }
+    progress.finish_and_clear();
+    if json {
+        print_json(&results)?;
+    }
+    Ok(())
+}
+
+/// `packages check`: prints one line and exits 0 when published, 1 when not.
+async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<()> {
+    let repo = args.repo.repo()?;
+    let mut arch = args.repo.arch()?;
+    let (name, version) = if let Some(path) = &args.apkbuild {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let parsed = crate::apkbuild::parse(&text)
+            .with_context(|| format!("{}: cannot read the package version", path.display()))?;
+        (parsed.pkgname.clone(), parsed.version())
+    } else {
+        let path = args.file.clone().context("give `--apkbuild` or `--file`")?;
+        let display = path.display().to_string();
+        let package = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            crate::formats::apk::read_package(
+                std::io::BufReader::new(file),
+                &crate::formats::apk::ApkLimits::default(),
+            )
+        })
+        .await?
+        .with_context(|| format!("{display}: not a valid package"))?;
+        if arch.is_none() && !package.is_noarch() {
+            arch = Some(Arch::parse(package.arch())?);
+        }
+        (package.record.name.clone(), package.record.version.clone())
+    };
+    let file = format!("{name}-{version}.apk");
+    let found: Vec<String> = match stores {
+        Some(stores) => match Publisher::new(stores.clone()).list(&repo, arch.as_ref()).await {
+            Ok(listed) => listed
+                .into_iter()
+                .filter(|l| l.file == file)
+                .map(|l| l.arch)
+                .collect(),
+            Err(crate::publish::PublishError::OrgNotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        },
+        None => {
+            let client = remote_client(&args.remote)?;
+            match client.list_packages(&repo, arch.as_ref(), Some(&name)).await {
+                Ok(listed) => listed
+                    .into_iter()
+                    .filter(|p| p.file == file)
+                    .map(|p| p.arch)
+                    .collect(),
+                // No such org, repo or arch: nothing is published there.
+                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let published = !found.is_empty();
+    let place = match &arch {
+        Some(arch) => format!("{repo}/{arch}"),
+        None => repo.to_string(),
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "file": file,
+            "repo": repo.to_string(),
+            "arch": arch.as_ref().map(ToString::to_string),
+            "published": published,
+            "arches": found,
+        }))?;
+    } else if published {
+        println!("published: {file} in {repo}/{}", found.join(","));
+    } else {
+        println!("not published: {file} in {place}");
+    }
+    if !published {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        // The answer is the exit status; this is not an error.
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
+    if args.no_api {
+        eprintln!(
+            "serving the public tree of {} on http://{}",
+            stores.public().describe(),
+            args.listen
+        );
+        return crate::serve::run(crate::serve::router(stores), args.listen)
+            .await
+            .with_context(|| format!("cannot serve on {}", args.listen));
+    }
+    let max_body = args
+        .max_body_mib
+        .checked_mul(1 << 20)
+        .context("--max-body-mib is too large")?;
+    if let Some(dir) = &args.upload_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the upload directory", dir.display()))?;
+    }
+    let config = ApiConfig {
+        max_body,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        token_cache_ttl: Duration::from_secs(args.token_cache_secs),
+        upload_dir: args.upload_dir.clone(),
+    };
+    let tokens = Tokens::new(stores.clone(), Duration::ZERO);
+    if !tokens.has_admin().await? {
+        eprintln!("no admin token yet: create one with `packages admin init`");
+    }
+    eprintln!(
+        "serving the API and the public tree of {} on http://{}",
+        stores.public().describe(),
+        args.listen
+    );
+    let state = ApiState::new(Publisher::new(stores), config);
+    crate::serve::run(crate::api::router(state), args.listen)
+        .await
+        .with_context(|| format!("cannot serve on {}", args.listen))
 }
 
 #[cfg(test)]

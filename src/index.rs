@@ -175,27 +175,34 @@ pub async fn read_state(
     }
 }
 
+/// Pending changes already read, by object key: they are immutable, so a
+/// writer that loops reads each one once.
+type PendingCache = BTreeMap<String, PendingChange>;
+
 /// Lists and reads the pending changes of `arch`, oldest first.
 async fn read_pending(
     stores: &Stores,
     arch: &RepoArch,
+    cache: &mut PendingCache,
 ) -> Result<Vec<(ObjectMeta, PendingChange)>, IndexError> {
-    let objects = stores
-        .list(Tree::Private, &Key::pending_prefix(arch))
-        .await?;
+    let objects = stores.list(Tree::Private, &Key::pending_prefix(arch)).await?;
     let mut out = Vec::with_capacity(objects.len());
     for object in objects {
+        if let Some(change) = cache.get(&object.key) {
+            out.push((object, change.clone()));
+            continue;
+        }
         let bytes = match stores.private().get_bytes(&object.key).await {
             Ok((bytes, _)) => bytes,
             // Merged and removed by another writer since the listing.
             Err(StorageError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let change: PendingChange =
-            serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
-                key: object.key.clone(),
-                message: e.to_string(),
-            })?;
+        let change: PendingChange = serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
+            key: object.key.clone(),
+            message: e.to_string(),
+        })?;
+        cache.insert(object.key.clone(), change.clone());
         out.push((object, change));
     }
     out.sort_by(|a, b| a.1.id.cmp(&b.1.id));
@@ -240,49 +247,46 @@ pub struct Reindexed {
 #[tracing::instrument(skip(stores), fields(arch = %arch))]
 pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, IndexError> {
     let conditional = stores.conditional_writes().await?;
+    let state_key = Key::IndexState(arch.clone());
+    let mut cache = PendingCache::new();
     let mut wrote_index = false;
-    for _round in 0..200 {
+    for round in 0..200 {
         let started = Instant::now();
-        let pending = read_pending(stores, arch).await?;
-        let (mut state, etag) = read_state(stores, arch).await?;
-        let changed = state.apply(pending.iter().map(|(_, p)| p));
-        if changed {
+        let pending = read_pending(stores, arch, &mut cache).await?;
+        let (mut state, mut state_etag) = read_state(stores, arch).await?;
+        if state.apply(pending.iter().map(|(_, p)| p)) {
             if started.elapsed() > MAX_ROUND {
                 continue;
             }
             let body = serde_json::to_vec(&state).map_err(|e| IndexError::Corrupt {
-                key: Key::IndexState(arch.clone()).path(),
+                key: state_key.path(),
                 message: e.to_string(),
             })?;
-            let mode = match etag {
-                Some(etag) => PutMode::Update(etag),
-                None => PutMode::Create,
-            };
-            match stores
-                .put(&Key::IndexState(arch.clone()), body.into(), mode)
-                .await
-            {
-                Ok(_) => {}
+            let mode = state_etag.map_or(PutMode::Create, PutMode::Update);
+            match stores.put(&state_key, body.into(), mode).await {
+                Ok(written) => state_etag = Some(written.etag),
                 Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-                    backoff(_round).await;
+                    backoff(round).await;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        // Publish the index unless it already shows this generation.
         if publish_index(stores, arch, &state, conditional).await? {
             wrote_index = true;
         }
         clean_pending(stores, &state, &pending, conditional).await?;
-        // Stable when nothing new is pending and nobody replaced the state meanwhile.
-        let again = read_pending(stores, arch).await?;
-        let (latest, _) = read_state(stores, arch).await?;
-        let mut check = latest.clone();
-        if latest == state && !check.apply(again.iter().map(|(_, p)| p)) {
+        // Stable when no change arrived that this round did not apply, and
+        // nobody replaced the state meanwhile (on stores without conditional
+        // writes that replacement may have dropped changes: loop to re-merge).
+        let applied: std::collections::BTreeSet<&str> = pending.iter().map(|(o, _)| o.key.as_str()).collect();
+        let listed = stores.list(Tree::Private, &Key::pending_prefix(arch)).await?;
+        let nothing_new = listed.iter().all(|o| applied.contains(o.key.as_str()));
+        let current_etag = stores.head(&state_key).await?.map(|m| m.etag);
+        if nothing_new && current_etag == state_etag {
             return Ok(Reindexed { state, wrote_index });
         }
-        backoff(_round).await;
+        backoff(round).await;
     }
     Err(IndexError::Contended(arch.clone()))
 }
@@ -419,7 +423,7 @@ pub enum IndexProblem {
 /// An empty result means the index is exactly right.
 pub async fn check(stores: &Stores, arch: &RepoArch) -> Result<Vec<IndexProblem>, IndexError> {
     let mut problems = Vec::new();
-    let pending = read_pending(stores, arch).await?;
+    let pending = read_pending(stores, arch, &mut PendingCache::new()).await?;
     let (state, _) = read_state(stores, arch).await?;
     let mut merged = state.clone();
     if merged.apply(pending.iter().map(|(_, p)| p)) {

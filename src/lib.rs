@@ -13,12 +13,19 @@
 //! - [`keys`]: where signing keys live in the store and which one signs a repo.
 //! - [`index`]: per-package records and regeneration of one repository's index.
 //! - [`publish`]: the use cases (upload, remove, list, rebuild) shared by the CLI and the server.
-//! - [`serve`]: the HTTP server for the public tree.
+//! - [`tokens`]: API tokens: plaintext shown once, stored as SHA-256 per level, cached look-ups, scopes.
+//! - [`api`]: the HTTP API (v1, the compatibility API, health, metrics, OpenAPI).
+//! - [`serve`]: the HTTP server: the API next to the public tree.
 //! - [`config`]: store locations and limits, read once.
+//! - [`doctor`]: store checks (reachability, conditional writes, clock skew, private-tree exposure).
+//! - [`apkbuild`]: reads `pkgname`/`pkgver`/`pkgrel` from an `APKBUILD` (for `packages check`).
 //! - [`cli`]: the command line.
 
+pub mod api;
+pub mod apkbuild;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod formats;
 pub mod index;
 pub mod keys;
@@ -28,3 +35,4 @@ pub mod serve;
 pub mod signing;
 pub mod storage;
 pub mod stores;
+pub mod tokens;

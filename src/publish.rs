@@ -753,10 +753,7 @@ impl Publisher {
             .list(Tree::Private, crate::repo::CONFIG_PREFIX)
             .await?
         {
-            let Some((arch_path, file)) = object.key.split_once("/deleted/") else {
-                continue;
-            };
-            let Some(file) = file.strip_suffix(".json") else {
+            let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
                 continue;
             };
             let (bytes, _) = match self.stores.private().get_bytes(&object.key).await {
@@ -770,21 +767,12 @@ impl Publisher {
             if tombstone.removed + self.delete_grace.as_secs() > now {
                 continue;
             }
-            let Some(arch_path) = arch_path.strip_prefix(crate::repo::CONFIG_PREFIX) else {
-                continue;
-            };
-            let package = format!("{}{arch_path}/{file}", crate::repo::STATIC_PREFIX);
             // Only if the name was not published again meanwhile.
-            let arch_state_key = format!("{}{arch_path}/state.json", crate::repo::CONFIG_PREFIX);
-            let republished = match self.stores.private().get_bytes_opt(&arch_state_key).await? {
-                Some((bytes, _)) => serde_json::from_slice::<IndexState>(&bytes)
-                    .map(|s| s.records.contains_key(file))
-                    .unwrap_or(true),
-                None => false,
-            };
-            if !republished {
-                self.stores.public().delete(&package).await?;
-                deleted.push(package);
+            let (state, _) = index::read_state(&self.stores, &arch).await?;
+            if !state.records.contains_key(file.as_str()) {
+                let package = Key::Package { arch, file };
+                self.stores.delete(&package).await?;
+                deleted.push(package.path());
             }
             self.stores.private().delete(&object.key).await?;
         }

@@ -94,6 +94,8 @@ pub struct Org(Segment);
 /// First path segments the server uses itself; no org may take them.
 pub const RESERVED_ORG_NAMES: &[&str] = &[
     "api",
+    // `GET /api/orgs` lists orgs; `/api/{org}` could not name one called `orgs`.
+    "orgs",
     "v1",
     "health",
     "metrics",
@@ -426,6 +428,15 @@ pub enum Key {
         /// Its id (sortable by time).
         id: Segment,
     },
+    /// An API token's record, named by the SHA-256 (hex) of the token, in
+    /// the tokens folder of its level: `config/tokens/` for server-wide admin
+    /// tokens (`level: None`), `config/<scope>/tokens/` otherwise.
+    Token {
+        /// The level the token belongs to (`None`: admin).
+        level: Option<Scope>,
+        /// Lowercase hex SHA-256 of the token.
+        hash: Segment,
+    },
 }
 
 impl Key {
@@ -446,6 +457,9 @@ impl Key {
             Key::Pending { arch, id } => {
                 format!("{CONFIG_PREFIX}{}/pending/{id}.json", arch.path())
             }
+            Key::Token { level, hash } => {
+                format!("{}{hash}.json", Key::tokens_prefix(level.as_ref()))
+            }
         }
     }
 
@@ -460,6 +474,33 @@ impl Key {
     /// The prefix under which [`Key::Pending`] objects of `arch` live.
     pub fn pending_prefix(arch: &RepoArch) -> String {
         format!("{CONFIG_PREFIX}{}/pending/", arch.path())
+    }
+
+    /// The tokens folder of a level (`None`: the server-wide admin level).
+    /// `tokens` is a reserved org name, so the admin folder cannot collide with an org's.
+    pub fn tokens_prefix(level: Option<&Scope>) -> String {
+        match level {
+            None => format!("{CONFIG_PREFIX}tokens/"),
+            Some(scope) => format!("{CONFIG_PREFIX}{}/tokens/", scope.path()),
+        }
+    }
+
+    /// The repo arch and file name of a [`Key::Tombstone`] path, if `path` is one.
+    pub fn parse_tombstone(path: &str) -> Option<(RepoArch, Segment)> {
+        let rest = path.strip_prefix(CONFIG_PREFIX)?;
+        let (arch_path, file) = rest.split_once("/deleted/")?;
+        let file = Segment::parse("file name", file.strip_suffix(".json")?).ok()?;
+        let parts: Vec<&str> = arch_path.split('/').collect();
+        let [org, distro, version, repo, arch] = parts.as_slice() else {
+            return None;
+        };
+        let repo = RepoId::parse(org, distro, version, repo).ok()?;
+        let arch = repo.arch(Arch::parse(arch).ok()?);
+        let key = Key::Tombstone {
+            arch: arch.clone(),
+            file: file.clone(),
+        };
+        (key.path() == path).then_some((arch, file))
     }
 
     /// The prefix of the organization records.

@@ -1,1 +1,16 @@
-//! Integration tests.
+//! Integration tests: one binary, a module per area.
+//!
+//! S3 backends come from `scripts/test-servers.sh start` (see `docs/testing.md`);
+//! tests on a backend whose variables are missing are skipped, unless
+//! `PACKAGES_TEST_REQUIRE_S3=1`.
+
+#[macro_use]
+mod support;
+
+mod alpine;
+mod bad_input;
+mod cli;
+mod serve;
+mod storage;
+mod api;
+mod tokens;

@@ -1,0 +1,120 @@
+//! Bearer-token authentication and the scope checks of each route.
+//!
+//! [`Auth`] authenticates the `Authorization: Bearer <token>` header (401
+//! when missing or not a live token); handlers then ask it whether the
+//! token may read or write the level they act on (403 when not). Routes
+//! check this before reading a request body, so an unauthorised upload is
+//! refused before its bytes are accepted.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::tokens::{Principal, TokenLevel};
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+/// The caller if it sent a token (an invalid token is still refused).
+#[derive(Debug, Clone)]
+pub struct MaybeAuth(pub Option<Principal>);
+
+/// The token of the `Authorization` header, if any.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || ApiError::unauthorized("expected `Authorization: Bearer <token>`");
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some(token))
+}
+
+async fn authenticate(parts: &Parts, state: &ApiState) -> Result<Option<Principal>, ApiError> {
+    let Some(token) = bearer(&parts.headers)? else {
+        return Ok(None);
+    };
+    let principal = state.tokens().authenticate(token).await?;
+    // The id prefix is enough to find the token in `token list`; never the token.
+    tracing::Span::current().record("token", &principal.id[..12]);
+    Ok(Some(principal))
+}
+
+impl FromRequestParts<ApiState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        match authenticate(parts, state).await? {
+            Some(principal) => Ok(Auth(principal)),
+            None => Err(ApiError::unauthorized(
+                "missing token: send `Authorization: Bearer <token>`",
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        Ok(MaybeAuth(authenticate(parts, state).await?))
+    }
+}
+
+impl Auth {
+    /// Refuses unless the token may read `target`.
+    pub fn require_read(&self, target: &TokenLevel) -> Result<(), ApiError> {
+        if self.0.may_read(target) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} may not read {target}",
+                self.0.describe()
+            )))
+        }
+    }
+
+    /// Refuses unless the token may change `target` (`action` names the change).
+    pub fn require_write(&self, target: &TokenLevel, action: &str) -> Result<(), ApiError> {
+        if self.0.read_only && self.0.level.covers(target) {
+            return Err(ApiError::forbidden(format!(
+                "{} is read-only: it may not {action} {target}",
+                self.0.describe()
+            )));
+        }
+        if self.0.may_write(target) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} may not {action} {target}",
+                self.0.describe()
+            )))
+        }
+    }
+
+    /// Refuses unless the token may list (`write: false`) or manage the tokens of `target`.
+    pub fn require_token_admin(&self, target: &TokenLevel, write: bool) -> Result<(), ApiError> {
+        if self.0.may_manage_tokens(target, write) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} may not {} tokens of {target} (admin tokens, or read-write org tokens in their org, may)",
+                self.0.describe(),
+                if write { "manage" } else { "list" }
+            )))
+        }
+    }
+
+    /// Whether the token is an admin token.
+    pub fn is_admin(&self) -> bool {
+        self.0.level == TokenLevel::Admin
+    }
+}
