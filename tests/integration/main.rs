@@ -8,9 +8,10 @@
 mod support;
 
 mod alpine;
+mod api;
 mod bad_input;
 mod cli;
+mod concurrency;
 mod serve;
 mod storage;
-mod api;
 mod tokens;
