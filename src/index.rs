@@ -64,6 +64,16 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The `.apk` file name the change is about.
+    pub fn file(&self) -> String {
+        match self {
+            Change::Add(record) => record.file_name(),
+            Change::Remove { file } => file.clone(),
+        }
+    }
+}
+
 /// A stored change with its id (time-ordered).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChange {
@@ -102,21 +112,30 @@ pub struct IndexState {
 }
 
 impl IndexState {
-    /// Applies changes in id order; returns whether anything changed.
+    /// Applies changes in id order; returns whether the records changed
+    /// (changes that cancel out, such as an add then a remove, change nothing).
     pub fn apply<'a>(&mut self, changes: impl IntoIterator<Item = &'a PendingChange>) -> bool {
-        let mut changed = false;
+        let mut before: BTreeMap<String, Option<ApkRecord>> = BTreeMap::new();
         for pending in changes {
+            let file = match &pending.change {
+                Change::Add(record) => record.file_name(),
+                Change::Remove { file } => file.clone(),
+            };
+            if !before.contains_key(&file) {
+                before.insert(file.clone(), self.records.get(&file).cloned());
+            }
             match &pending.change {
                 Change::Add(record) => {
-                    let file = record.file_name();
-                    if self.records.get(&file) != Some(record.as_ref()) {
-                        self.records.insert(file, record.as_ref().clone());
-                        changed = true;
-                    }
+                    self.records.insert(file, record.as_ref().clone());
                 }
-                Change::Remove { file } => changed |= self.records.remove(file).is_some(),
+                Change::Remove { .. } => {
+                    self.records.remove(&file);
+                }
             }
         }
+        let changed = before
+            .iter()
+            .any(|(file, old)| self.records.get(file) != old.as_ref());
         if changed {
             self.generation += 1;
         }
@@ -185,7 +204,9 @@ async fn read_pending(
     arch: &RepoArch,
     cache: &mut PendingCache,
 ) -> Result<Vec<(ObjectMeta, PendingChange)>, IndexError> {
-    let objects = stores.list(Tree::Private, &Key::pending_prefix(arch)).await?;
+    let objects = stores
+        .list(Tree::Private, &Key::pending_prefix(arch))
+        .await?;
     let mut out = Vec::with_capacity(objects.len());
     for object in objects {
         if let Some(change) = cache.get(&object.key) {
@@ -198,10 +219,11 @@ async fn read_pending(
             Err(StorageError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let change: PendingChange = serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
-            key: object.key.clone(),
-            message: e.to_string(),
-        })?;
+        let change: PendingChange =
+            serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
+                key: object.key.clone(),
+                message: e.to_string(),
+            })?;
         cache.insert(object.key.clone(), change.clone());
         out.push((object, change));
     }
@@ -279,8 +301,11 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
         // Stable when no change arrived that this round did not apply, and
         // nobody replaced the state meanwhile (on stores without conditional
         // writes that replacement may have dropped changes: loop to re-merge).
-        let applied: std::collections::BTreeSet<&str> = pending.iter().map(|(o, _)| o.key.as_str()).collect();
-        let listed = stores.list(Tree::Private, &Key::pending_prefix(arch)).await?;
+        let applied: std::collections::BTreeSet<&str> =
+            pending.iter().map(|(o, _)| o.key.as_str()).collect();
+        let listed = stores
+            .list(Tree::Private, &Key::pending_prefix(arch))
+            .await?;
         let nothing_new = listed.iter().all(|o| applied.contains(o.key.as_str()));
         let current_etag = stores.head(&state_key).await?.map(|m| m.etag);
         if nothing_new && current_etag == state_etag {
@@ -377,7 +402,15 @@ async fn clean_pending(
     conditional: bool,
 ) -> Result<(), IndexError> {
     let now = SystemTime::now();
+    // A change is done once the state reflects it, or once a later change to
+    // the same file supersedes it. Oldest first, so a crash never leaves a
+    // superseded change without the one that superseded it.
+    let mut latest: BTreeMap<String, &str> = BTreeMap::new();
+    for (_, change) in pending {
+        latest.insert(change.change.file(), change.id.as_str());
+    }
     for (object, change) in pending {
+        let superseded = latest.get(&change.change.file()) != Some(&change.id.as_str());
         let merged = match &change.change {
             Change::Add(record) => state.records.get(&record.file_name()) == Some(record.as_ref()),
             Change::Remove { file } => !state.records.contains_key(file),
@@ -386,7 +419,7 @@ async fn clean_pending(
             .created()
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age > PENDING_GRACE);
-        if merged && (conditional || old_enough) {
+        if (merged || superseded) && (conditional || old_enough) {
             stores.private().delete(&object.key).await?;
         }
     }

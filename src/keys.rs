@@ -20,12 +20,12 @@ pub enum KeyError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// A stored or new key is unusable.
-    #[error("signing key at `{key}`: {source}")]
+    #[error("signing key at `{key}`: {reason}")]
     Signing {
         /// The object key.
         key: String,
         /// Why.
-        source: SigningError,
+        reason: SigningError,
     },
     /// No key covers the repository.
     #[error("no signing key for {repo}: run `packages key generate --org {org} --distro {distro}`")]
@@ -75,13 +75,13 @@ pub async fn generate(
     let signing = tokio::task::spawn_blocking(move || SigningKey::generate(&org, bits))
         .await
         .map_err(|e| StorageError::backend("generate key", "", e))?
-        .map_err(|source| KeyError::Signing {
+        .map_err(|reason| KeyError::Signing {
             key: private_key.path(),
-            source,
+            reason,
         })?;
     let name = Segment::parse("file name", signing.key_name()).map_err(|e| KeyError::Signing {
         key: private_key.path(),
-        source: SigningError::Generate(e.to_string()),
+        reason: SigningError::Generate(e.to_string()),
     })?;
     let public_key = Key::PublicKey {
         scope: scope.clone(),
@@ -125,10 +125,10 @@ pub async fn import(stores: &Stores, scope: &Scope, pem: &str) -> Result<Generat
         return Err(KeyError::NeedsDistro);
     }
     let private_key = Key::PrivateKey(scope.clone());
-    let signing = SigningKey::from_private_pem(scope.org.as_str(), pem).map_err(|source| {
+    let signing = SigningKey::from_private_pem(scope.org.as_str(), pem).map_err(|reason| {
         KeyError::Signing {
             key: private_key.path(),
-            source,
+            reason,
         }
     })?;
     if stores.head(&private_key).await?.is_some() {
@@ -136,7 +136,7 @@ pub async fn import(stores: &Stores, scope: &Scope, pem: &str) -> Result<Generat
     }
     let name = Segment::parse("file name", signing.key_name()).map_err(|e| KeyError::Signing {
         key: private_key.path(),
-        source: SigningError::Generate(e.to_string()),
+        reason: SigningError::Generate(e.to_string()),
     })?;
     let public_key = Key::PublicKey {
         scope: scope.clone(),
@@ -176,10 +176,10 @@ pub async fn signing_key_for(stores: &Stores, repo: &RepoId) -> Result<SigningKe
         let key = Key::PrivateKey(scope);
         if let Some((pem, _)) = stores.get_bytes_opt(&key).await? {
             let pem = String::from_utf8_lossy(&pem).into_owned();
-            return SigningKey::from_private_pem(repo.org.as_str(), &pem).map_err(|source| {
+            return SigningKey::from_private_pem(repo.org.as_str(), &pem).map_err(|reason| {
                 KeyError::Signing {
                     key: key.path(),
-                    source,
+                    reason,
                 }
             });
         }

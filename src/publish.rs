@@ -27,12 +27,12 @@ pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The package file was refused.
-    #[error("{file}: {source}")]
+    #[error("{file}: {reason}")]
     Package {
         /// The file as the user named it.
         file: String,
         /// Why.
-        source: ApkError,
+        reason: ApkError,
     },
     /// A name is invalid.
     #[error(transparent)]
@@ -109,7 +109,7 @@ impl PublishError {
         ) && !matches!(
             self,
             PublishError::Package {
-                source: ApkError::Io(_),
+                reason: ApkError::Io(_),
                 ..
             }
         )
@@ -387,9 +387,9 @@ impl Publisher {
         })
         .await
         .map_err(|e| StorageError::backend("read package", display_name, e))?
-        .map_err(|source| PublishError::Package {
+        .map_err(|reason| PublishError::Package {
             file: display_name.to_owned(),
-            source,
+            reason,
         })
     }
 

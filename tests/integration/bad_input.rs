@@ -34,8 +34,8 @@ impl Want {
     fn matches(self, e: &PublishError) -> bool {
         match (self, e) {
             (Want::ArchMismatch, PublishError::ArchMismatch { .. }) => true,
-            (want, PublishError::Package { source, .. }) => matches!(
-                (want, source),
+            (want, PublishError::Package { reason, .. }) => matches!(
+                (want, reason),
                 (Want::Format, ApkError::Format(_))
                     | (Want::PkgInfo, ApkError::PkgInfo(_))
                     | (Want::Corrupt, ApkError::Corrupt(_))
