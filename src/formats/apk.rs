@@ -12,6 +12,7 @@
 
 pub mod builder;
 pub mod index;
+pub mod segmented;
 mod ustar;
 
 use base64::Engine as _;

@@ -13,6 +13,7 @@
 
 use super::ApkRecord;
 use super::gzip;
+use super::segmented::{TextSegment, assemble_unsigned, chunk_of, compress_segment};
 use super::ustar::{self, HeaderSpec};
 use crate::signing::SigningKey;
 
@@ -86,9 +87,39 @@ pub fn render_text(records: &[ApkRecord]) -> String {
 ///
 /// `description` is cut to [`MAX_DESCRIPTION_BYTES`] (at a character boundary).
 pub fn build_signed(description: &str, records: &[ApkRecord], key: &SigningKey) -> Vec<u8> {
-    let unsigned = build_unsigned(description, records);
-    let signature = key.sign_sha256(&unsigned);
+    sign_unsigned(build_unsigned(description, records), key)
+}
 
+/// The unsigned index member: gzip of a tar with `DESCRIPTION`, `APKINDEX`
+/// and the end-of-archive blocks. This is exactly what the signature covers.
+///
+/// The `APKINDEX` text is the records grouped by [`chunk_of`] their file
+/// name, chunk by chunk, each chunk's records sorted as [`render_text`] does;
+/// the member is assembled from one compressed segment per chunk
+/// ([`super::segmented`]), so an incremental update that re-compresses only
+/// one chunk gives exactly these bytes.
+pub fn build_unsigned(description: &str, records: &[ApkRecord]) -> Vec<u8> {
+    let mut chunks: std::collections::BTreeMap<u32, Vec<ApkRecord>> = std::collections::BTreeMap::new();
+    for record in records {
+        chunks.entry(chunk_of(&record.file_name())).or_default().push(record.clone());
+    }
+    let segments: Vec<TextSegment> = chunks.values().map(|records| chunk_segment(records)).collect();
+    assemble(description, &segments.iter().collect::<Vec<_>>())
+}
+
+/// The compressed segment of one chunk's records.
+pub fn chunk_segment(records: &[ApkRecord]) -> TextSegment {
+    compress_segment(render_text(records).as_bytes(), false)
+}
+
+/// The unsigned member from chunk segments in chunk order.
+pub fn assemble(description: &str, segments: &[&TextSegment]) -> Vec<u8> {
+    assemble_unsigned(truncate_at_char(description, MAX_DESCRIPTION_BYTES), segments)
+}
+
+/// Signs an unsigned member: the signature member followed by it.
+pub fn sign_unsigned(unsigned: Vec<u8>, key: &SigningKey) -> Vec<u8> {
+    let signature = key.sign_sha256(&unsigned);
     let name = format!("{SIGNATURE_PREFIX}{}", key.key_name());
     let mut signature_tar = Vec::new();
     // No end-of-archive blocks: apk would stop reading at them.
@@ -101,27 +132,6 @@ pub fn build_signed(description: &str, records: &[ApkRecord], key: &SigningKey) 
     let mut signed = gzip(&signature_tar);
     signed.extend_from_slice(&unsigned);
     signed
-}
-
-/// The unsigned index member: gzip of a tar with `DESCRIPTION`, `APKINDEX`
-/// and the end-of-archive blocks. This is exactly what the signature covers.
-pub fn build_unsigned(description: &str, records: &[ApkRecord]) -> Vec<u8> {
-    let description = truncate_at_char(description, MAX_DESCRIPTION_BYTES);
-    let text = render_text(records);
-    let mut tar = Vec::new();
-    for (name, data) in [
-        (&b"DESCRIPTION"[..], description.as_bytes()),
-        (&b"APKINDEX"[..], text.as_bytes()),
-    ] {
-        ustar::append_entry(
-            &mut tar,
-            &HeaderSpec::file(name, data.len() as u64, 0o644),
-            data,
-            &[],
-        );
-    }
-    ustar::append_end(&mut tar);
-    gzip(&tar)
 }
 
 fn truncate_at_char(text: &str, max: usize) -> &str {
