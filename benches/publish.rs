@@ -104,7 +104,7 @@ async fn bench_store(
         let started = Instant::now();
         let state = publisher.rebuild(&repo.arch(arch.clone())).await?;
         let rebuild = started.elapsed();
-        assert_eq!(state.records.len(), size);
+        assert_eq!(state.packages, size);
         let mut latencies = Vec::with_capacity(samples);
         for s in 0..samples {
             let path = work.join(format!("new-{size}-{s}.apk"));

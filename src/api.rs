@@ -10,7 +10,7 @@
 //!   segment of a route (`api`, `health`, `metrics`: [`RESERVED_ORG_NAMES`]).
 //!
 //! The router and the OpenAPI document are built from one source
-//! ([`routes`], utoipa-axum's `OpenApiRouter`): a handler is routed only
+//! ([`routes()`], utoipa-axum's `OpenApiRouter`): a handler is routed only
 //! through its `#[utoipa::path]`, so no route can be missing from the document.
 //!
 //! Every handler is thin: it authenticates ([`auth`]), parses names into
@@ -43,7 +43,8 @@ use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -198,12 +199,12 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(v1::routes())
         .merge(compat::routes())
         .routes(routes!(health_ping))
-        .routes(routes!(health_ready))
+        .routes(routes!(health_ready, health_ready_head))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_json))
 }
 
-/// The OpenAPI document of [`routes`].
+/// The OpenAPI document of [`routes()`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
@@ -224,9 +225,17 @@ pub fn router(state: ApiState) -> Router {
     let config = state.config().clone();
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // 5xx are logged once, with their cause, where they happen (`ApiError::internal`).
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -336,9 +345,9 @@ async fn health_ping() -> &'static str {
     "pong"
 }
 
-/// `GET|HEAD /health/ready`: the stores answer.
+/// `GET /health/ready`: the stores answer.
 #[utoipa::path(
-    method(get, head),
+    get,
     path = "/health/ready",
     tag = "health",
     security(()),
@@ -361,6 +370,21 @@ async fn health_ready(State(state): State<ApiState>) -> Response {
         }
     }
     "ready".into_response()
+}
+
+/// `HEAD /health/ready` (uptime monitors), as `GET`.
+#[utoipa::path(
+    head,
+    path = "/health/ready",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The stores answer"),
+        (status = 503, description = "A store does not answer"),
+    )
+)]
+async fn health_ready_head(state: State<ApiState>) -> Response {
+    health_ready(state).await
 }
 
 /// `GET /api/v1/openapi.json`: this document.

@@ -595,7 +595,10 @@ async fn doctor(stores: &Stores, public_url: Option<&str>, json: bool) -> Result
     if json {
         print_json(&report)?;
     } else {
-        for (tree, r) in [("public", Some(&report.public)), ("private", report.private.as_ref())] {
+        for (tree, r) in [
+            ("public", Some(&report.public)),
+            ("private", report.private.as_ref()),
+        ] {
             let Some(r) = r else { continue };
             println!("{tree} store: {}", r.store);
             match &r.error {
@@ -603,7 +606,14 @@ async fn doctor(stores: &Stores, public_url: Option<&str>, json: bool) -> Result
                 Some(e) => println!("  NOT reachable: {e}"),
             }
             if let Some(c) = r.conditional_writes {
-                println!("  conditional writes: {}", if c { "yes" } else { "no (ignored by this store)" });
+                println!(
+                    "  conditional writes: {}",
+                    if c {
+                        "yes"
+                    } else {
+                        "no (ignored by this store)"
+                    }
+                );
             }
             if let Some(s) = r.clock_skew_seconds {
                 println!("  clock skew: {s:+.0} s");
@@ -616,9 +626,14 @@ async fn doctor(stores: &Stores, public_url: Option<&str>, json: bool) -> Result
             println!("- {g}");
         }
         match (&report.private_tree_exposed, public_url) {
-            (Some(url), _) => println!("PRIVATE TREE EXPOSED at {url}: {}", crate::doctor::EXPOSURE_FIX),
+            (Some(url), _) => println!(
+                "PRIVATE TREE EXPOSED at {url}: {}",
+                crate::doctor::EXPOSURE_FIX
+            ),
             (None, Some(url)) => println!("private tree not readable through {url}"),
-            (None, None) => println!("(give --public-url to check that the private tree is not public)"),
+            (None, None) => {
+                println!("(give --public-url to check that the private tree is not public)")
+            }
         }
     }
     if !report.healthy() {
@@ -673,14 +688,9 @@ async fn repair_indexes(stores: &Stores, args: RepoArgs, json: bool) -> Result<(
     for arch in arches {
         let done = crate::index::repair(stores, &repo.arch(arch.clone())).await?;
         if !json {
-            println!(
-                "repaired {repo}/{arch}: {} package(s)",
-                done.state.records.len()
-            );
+            println!("repaired {repo}/{arch}: {} package(s)", done.packages);
         }
-        summary.push(
-            serde_json::json!({"arch": arch.to_string(), "packages": done.state.records.len()}),
-        );
+        summary.push(serde_json::json!({"arch": arch.to_string(), "packages": done.packages}));
     }
     if json {
         print_json(&summary)?;
@@ -701,10 +711,9 @@ async fn rebuild(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
     let mut summary = Vec::new();
     for arch in arches {
         let state = publisher.rebuild(&repo.arch(arch.clone())).await?;
-        summary
-            .push(serde_json::json!({"arch": arch.to_string(), "packages": state.records.len()}));
+        summary.push(serde_json::json!({"arch": arch.to_string(), "packages": state.packages}));
         if !json {
-            println!("rebuilt {repo}/{arch}: {} package(s)", state.records.len());
+            println!("rebuilt {repo}/{arch}: {} package(s)", state.packages);
         }
     }
     if json {
@@ -789,7 +798,11 @@ async fn token(stores: &Stores, command: TokenCommand, json: bool) -> Result<()>
                     t.id,
                     t.name,
                     t.level,
-                    if t.read_only { "read-only" } else { "read-write" },
+                    if t.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
                     t.expires
                         .map_or_else(|| "no expiry".to_owned(), |e| format!("expires {e}"))
                 );
@@ -805,7 +818,10 @@ async fn token(stores: &Stores, command: TokenCommand, json: bool) -> Result<()>
             if json {
                 return print_json(&revoked);
             }
-            println!("revoked token `{}` of {} ({})", revoked.name, revoked.level, revoked.id);
+            println!(
+                "revoked token `{}` of {} ({})",
+                revoked.name, revoked.level, revoked.id
+            );
             Ok(())
         }
     }
@@ -919,7 +935,10 @@ async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<
     };
     let file = format!("{name}-{version}.apk");
     let found: Vec<String> = match stores {
-        Some(stores) => match Publisher::new(stores.clone()).list(&repo, arch.as_ref()).await {
+        Some(stores) => match Publisher::new(stores.clone())
+            .list(&repo, arch.as_ref())
+            .await
+        {
             Ok(listed) => listed
                 .into_iter()
                 .filter(|l| l.file == file)
@@ -930,7 +949,10 @@ async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<
         },
         None => {
             let client = remote_client(&args.remote)?;
-            match client.list_packages(&repo, arch.as_ref(), Some(&name)).await {
+            match client
+                .list_packages(&repo, arch.as_ref(), Some(&name))
+                .await
+            {
                 Ok(listed) => listed
                     .into_iter()
                     .filter(|p| p.file == file)

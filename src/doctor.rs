@@ -57,16 +57,27 @@ async fn check_store(storage: &Storage) -> StoreReport {
     let result: Result<(), StorageError> = async {
         let before = SystemTime::now();
         storage
-            .put(&key, Payload::from(b"doctor".to_vec()), &PutOptions::default(), PutMode::Overwrite)
+            .put(
+                &key,
+                Payload::from(b"doctor".to_vec()),
+                &PutOptions::default(),
+                PutMode::Overwrite,
+            )
             .await?;
         let after = SystemTime::now();
         if let Some(meta) = storage.head(&key).await? {
             if let Some(modified) = meta.last_modified {
                 // Last-Modified has one-second resolution: only report skew outside the request window.
                 let skew = if modified + Duration::from_secs(1) < before {
-                    -before.duration_since(modified).unwrap_or_default().as_secs_f64()
+                    -before
+                        .duration_since(modified)
+                        .unwrap_or_default()
+                        .as_secs_f64()
                 } else if modified > after + Duration::from_secs(1) {
-                    modified.duration_since(after).unwrap_or_default().as_secs_f64()
+                    modified
+                        .duration_since(after)
+                        .unwrap_or_default()
+                        .as_secs_f64()
                 } else {
                     0.0
                 };
@@ -94,7 +105,9 @@ pub async fn diagnose(stores: &Stores, public_url: Option<&str>) -> Report {
         None
     };
     let conditional = public.conditional_writes.unwrap_or(false)
-        && private.as_ref().is_none_or(|p| p.conditional_writes.unwrap_or(false));
+        && private
+            .as_ref()
+            .is_none_or(|p| p.conditional_writes.unwrap_or(false));
     let mut guarantees = vec![
         "every acknowledged package is in the signed index (re-list of pending changes after each write)".to_owned(),
     ];
@@ -134,7 +147,12 @@ pub async fn check_exposure(stores: &Stores, public_url: &str) -> Option<String>
     let body = random_hex(16);
     if let Err(e) = stores
         .private()
-        .put(&key, Payload::from(body.clone().into_bytes()), &PutOptions::default(), PutMode::Overwrite)
+        .put(
+            &key,
+            Payload::from(body.clone().into_bytes()),
+            &PutOptions::default(),
+            PutMode::Overwrite,
+        )
         .await
     {
         tracing::warn!(error = %e, "cannot write the canary object");
@@ -145,12 +163,17 @@ pub async fn check_exposure(stores: &Stores, public_url: &str) -> Option<String>
     if let Some(root) = base.strip_suffix("/static") {
         candidates.push(format!("{root}/{key}"));
     }
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok();
     let mut exposed = None;
     if let Some(client) = client {
         for url in candidates {
             if let Ok(response) = client.get(&url).send().await {
-                if response.status().is_success() && response.text().await.is_ok_and(|t| t.contains(&body)) {
+                if response.status().is_success()
+                    && response.text().await.is_ok_and(|t| t.contains(&body))
+                {
                     exposed = Some(url);
                     break;
                 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::formats::apk::ApkRecord;
-use crate::formats::apk::index::build_signed;
+use crate::formats::apk::index::{assemble, build_signed, chunk_segment, sign_unsigned};
+use crate::formats::apk::segmented::{TextSegment, chunk_of};
 use crate::keys::{self, KeyError};
 use crate::repo::{Key, RepoArch, Segment, Tree};
 use crate::storage::{ObjectMeta, PutMode, StorageError};
@@ -102,7 +103,33 @@ impl PendingChange {
     }
 }
 
-/// Every record of one repo arch: the source the index is rendered from.
+/// Applies changes in id order to a set of records; returns whether the set
+/// changed on balance.
+fn apply_changes<'a>(
+    records: &mut BTreeMap<String, ApkRecord>,
+    changes: impl IntoIterator<Item = &'a PendingChange>,
+) -> bool {
+    let mut before: BTreeMap<String, Option<ApkRecord>> = BTreeMap::new();
+    for pending in changes {
+        let file = pending.change.file();
+        if !before.contains_key(&file) {
+            before.insert(file.clone(), records.get(&file).cloned());
+        }
+        match &pending.change {
+            Change::Add(record) => {
+                records.insert(file, record.as_ref().clone());
+            }
+            Change::Remove { .. } => {
+                records.remove(&file);
+            }
+        }
+    }
+    before
+        .iter()
+        .any(|(file, old)| records.get(file) != old.as_ref())
+}
+
+/// Every record of one repo arch, as one view (read from all its chunks).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexState {
     /// Increases by one on every change.
@@ -115,27 +142,7 @@ impl IndexState {
     /// Applies changes in id order; returns whether the records changed
     /// (changes that cancel out, such as an add then a remove, change nothing).
     pub fn apply<'a>(&mut self, changes: impl IntoIterator<Item = &'a PendingChange>) -> bool {
-        let mut before: BTreeMap<String, Option<ApkRecord>> = BTreeMap::new();
-        for pending in changes {
-            let file = match &pending.change {
-                Change::Add(record) => record.file_name(),
-                Change::Remove { file } => file.clone(),
-            };
-            if !before.contains_key(&file) {
-                before.insert(file.clone(), self.records.get(&file).cloned());
-            }
-            match &pending.change {
-                Change::Add(record) => {
-                    self.records.insert(file, record.as_ref().clone());
-                }
-                Change::Remove { .. } => {
-                    self.records.remove(&file);
-                }
-            }
-        }
-        let changed = before
-            .iter()
-            .any(|(file, old)| self.records.get(file) != old.as_ref());
+        let changed = apply_changes(&mut self.records, changes);
         if changed {
             self.generation += 1;
         }
@@ -163,35 +170,289 @@ impl IndexState {
     }
 }
 
-/// What the published index was rendered from, kept beside the state.
+/// `state.json`: the records of one repo arch, split into chunks by
+/// [`chunk_of`] their file name. A publish reads and rewrites only the chunks
+/// its changes fall into; chunk objects are immutable and named by their
+/// content, so the manifest is the one object that is replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Increases by one on every change.
+    pub generation: u64,
+    /// The non-empty chunks.
+    pub chunks: BTreeMap<u32, ChunkRef>,
+}
+
+/// One chunk as the manifest names it, with what assembling the index needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    /// Content id: the first 16 hex of the SHA-256 of the chunk's records (JSON).
+    pub id: String,
+    /// How many records.
+    pub count: usize,
+    /// CRC-32 of the chunk's `APKINDEX` text.
+    pub crc32: u32,
+    /// Length of that text.
+    pub text_len: u64,
+}
+
+impl Manifest {
+    /// How many packages the arch has.
+    pub fn packages(&self) -> usize {
+        self.chunks.values().map(|c| c.count).sum()
+    }
+
+    /// A digest of the chunk ids, to tell whether an index shows exactly this state.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for (k, chunk) in &self.chunks {
+            hasher.update(format!("{k}:{};", chunk.id).as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+fn chunk_name(k: u32, id: &str) -> Segment {
+    Segment::parse("chunk", &format!("{k:02}-{id}"))
+        .expect("digits, `-` and hex are a valid segment")
+}
+
+/// A chunk's records, encoded, with its content id and compressed segment.
+struct EncodedChunk {
+    json: Vec<u8>,
+    reference: ChunkRef,
+    segment: TextSegment,
+}
+
+fn encode_chunk(records: &BTreeMap<String, ApkRecord>) -> Result<EncodedChunk, IndexError> {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(records).map_err(|e| IndexError::Corrupt {
+        key: "chunk".to_owned(),
+        message: e.to_string(),
+    })?;
+    let id = hex::encode(&Sha256::digest(&json)[..8]);
+    let list: Vec<ApkRecord> = records.values().cloned().collect();
+    let segment = chunk_segment(&list);
+    Ok(EncodedChunk {
+        reference: ChunkRef {
+            id,
+            count: records.len(),
+            crc32: segment.crc32,
+            text_len: segment.text_len,
+        },
+        json,
+        segment,
+    })
+}
+
+/// Stores a chunk's records and segment (content-addressed: writing them
+/// again is harmless), before any manifest names them.
+async fn store_chunk(
+    stores: &Stores,
+    arch: &RepoArch,
+    k: u32,
+    chunk: &EncodedChunk,
+) -> Result<(), IndexError> {
+    let name = chunk_name(k, &chunk.reference.id);
+    for (key, body) in [
+        (
+            Key::Chunk {
+                arch: arch.clone(),
+                name: name.clone(),
+            },
+            chunk.json.clone(),
+        ),
+        (
+            Key::ChunkSegment {
+                arch: arch.clone(),
+                name: name.clone(),
+            },
+            chunk.segment.deflate.clone(),
+        ),
+    ] {
+        match stores.put(&key, body.into(), PutMode::Overwrite).await {
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one chunk's records.
+async fn load_chunk(
+    stores: &Stores,
+    arch: &RepoArch,
+    k: u32,
+    reference: &ChunkRef,
+) -> Result<BTreeMap<String, ApkRecord>, IndexError> {
+    let key = Key::Chunk {
+        arch: arch.clone(),
+        name: chunk_name(k, &reference.id),
+    };
+    let Some((bytes, _)) = stores.get_bytes_opt(&key).await? else {
+        return Err(IndexError::Corrupt {
+            key: key.path(),
+            message: "named by state.json but missing (run `packages index rebuild`)".to_owned(),
+        });
+    };
+    serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
+        key: key.path(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads one chunk's compressed segment, re-making it from the records if it is gone.
+async fn load_segment(
+    stores: &Stores,
+    arch: &RepoArch,
+    k: u32,
+    reference: &ChunkRef,
+) -> Result<TextSegment, IndexError> {
+    let key = Key::ChunkSegment {
+        arch: arch.clone(),
+        name: chunk_name(k, &reference.id),
+    };
+    if let Some((bytes, _)) = stores.get_bytes_opt(&key).await? {
+        return Ok(TextSegment {
+            deflate: bytes.to_vec(),
+            crc32: reference.crc32,
+            text_len: reference.text_len,
+        });
+    }
+    let records = load_chunk(stores, arch, k, reference).await?;
+    Ok(encode_chunk(&records)?.segment)
+}
+
+/// Reads the manifest of `arch` with its ETag (empty when none).
+pub async fn read_manifest(
+    stores: &Stores,
+    arch: &RepoArch,
+) -> Result<(Manifest, Option<String>), IndexError> {
+    let key = Key::IndexState(arch.clone());
+    match stores.get_bytes_opt(&key).await? {
+        None => Ok((Manifest::default(), None)),
+        Some((bytes, meta)) => {
+            let manifest = serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
+                key: key.path(),
+                message: e.to_string(),
+            })?;
+            Ok((manifest, Some(meta.etag)))
+        }
+    }
+}
+
+/// The record of one package file, reading only its chunk.
+pub async fn record(
+    stores: &Stores,
+    arch: &RepoArch,
+    file: &str,
+) -> Result<Option<ApkRecord>, IndexError> {
+    let (manifest, _) = read_manifest(stores, arch).await?;
+    let k = chunk_of(file);
+    let Some(reference) = manifest.chunks.get(&k) else {
+        return Ok(None);
+    };
+    Ok(load_chunk(stores, arch, k, reference).await?.remove(file))
+}
+
+/// Reads every record of `arch` (all chunks) with the manifest's ETag.
+/// For listing, checking and rebuilding; publishing never needs it.
+pub async fn read_state(
+    stores: &Stores,
+    arch: &RepoArch,
+) -> Result<(IndexState, Option<String>), IndexError> {
+    use futures::{StreamExt, TryStreamExt};
+    let (manifest, etag) = read_manifest(stores, arch).await?;
+    let jobs: Vec<(u32, ChunkRef)> = manifest
+        .chunks
+        .iter()
+        .map(|(k, r)| (*k, r.clone()))
+        .collect();
+    let chunks: Vec<BTreeMap<String, ApkRecord>> = futures::stream::iter(jobs)
+        .map(|(k, reference)| async move { load_chunk(stores, arch, k, &reference).await })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let mut state = IndexState {
+        generation: manifest.generation,
+        records: BTreeMap::new(),
+    };
+    for chunk in chunks {
+        state.records.extend(chunk);
+    }
+    Ok((state, etag))
+}
+
+/// Replaces every record of `arch` (for `rebuild`): writes all chunks and the manifest.
+pub async fn replace_records(
+    stores: &Stores,
+    arch: &RepoArch,
+    records: BTreeMap<String, ApkRecord>,
+) -> Result<(), IndexError> {
+    let (old, _) = read_manifest(stores, arch).await?;
+    let mut grouped: BTreeMap<u32, BTreeMap<String, ApkRecord>> = BTreeMap::new();
+    for (file, record) in records {
+        grouped
+            .entry(chunk_of(&file))
+            .or_default()
+            .insert(file, record);
+    }
+    let mut manifest = Manifest {
+        generation: old.generation,
+        chunks: BTreeMap::new(),
+    };
+    for (k, records) in grouped {
+        let chunk = encode_chunk(&records)?;
+        store_chunk(stores, arch, k, &chunk).await?;
+        manifest.chunks.insert(k, chunk.reference);
+    }
+    if manifest.chunks != old.chunks {
+        manifest.generation += 1;
+    }
+    write_manifest(stores, arch, &manifest, PutMode::Overwrite).await?;
+    Ok(())
+}
+
+async fn write_manifest(
+    stores: &Stores,
+    arch: &RepoArch,
+    manifest: &Manifest,
+    mode: PutMode,
+) -> Result<ObjectMeta, StorageError> {
+    let key = Key::IndexState(arch.clone());
+    let body = serde_json::to_vec(manifest)
+        .map_err(|e| StorageError::backend("encode", &key.path(), e))?;
+    stores.put(&key, body.into(), mode).await
+}
+
+/// What the published index shows, kept beside the state. A writer first
+/// *claims* the marker for its generation (`complete: false`, with the index
+/// ETag it saw), then replaces the index only if it still has that ETag, then
+/// completes the marker. On stores with conditional writes every step is
+/// conditional, so an older generation can never replace a newer index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct IndexMarker {
     generation: u64,
     state_digest: String,
     index_etag: String,
+    #[serde(default)]
+    complete: bool,
+}
+
+/// What [`publish_index`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publication {
+    /// This call wrote the index.
+    Wrote,
+    /// The index already shows this state (or, with conditional writes, a newer one).
+    Current,
+    /// Another writer is ahead or raced us: re-read the state and try again.
+    Retry,
 }
 
 /// The description written into every index (`DESCRIPTION`, at most 160 bytes).
 pub fn description(arch: &RepoArch) -> String {
     format!("{} {}/{}", arch.repo.org, arch.repo.version, arch.repo.repo)
-}
-
-/// Reads the state of `arch` with its ETag (default state when none).
-pub async fn read_state(
-    stores: &Stores,
-    arch: &RepoArch,
-) -> Result<(IndexState, Option<String>), IndexError> {
-    let key = Key::IndexState(arch.clone());
-    match stores.get_bytes_opt(&key).await? {
-        None => Ok((IndexState::default(), None)),
-        Some((bytes, meta)) => {
-            let state = serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
-                key: key.path(),
-                message: e.to_string(),
-            })?;
-            Ok((state, Some(meta.etag)))
-        }
-    }
 }
 
 /// Pending changes already read, by object key: they are immutable, so a
@@ -257,15 +518,18 @@ pub async fn add_pending(
 /// The outcome of a [`reindex`].
 #[derive(Debug, Clone)]
 pub struct Reindexed {
-    /// The state the published index was rendered from.
-    pub state: IndexState,
+    /// The generation the published index shows.
+    pub generation: u64,
+    /// How many packages it lists.
+    pub packages: usize,
     /// Whether this call wrote the index (false: it was already up to date).
     pub wrote_index: bool,
 }
 
-/// Merges pending changes of `arch` into its state and publishes the signed
+/// Merges pending changes of `arch` into its records and publishes the signed
 /// index, until the index matches the latest state. Returns once every
-/// change that was pending at the call is in the published index.
+/// change that was pending at the call is in the published index. Reads and
+/// writes only the chunks the changes fall into.
 #[tracing::instrument(skip(stores), fields(arch = %arch))]
 pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, IndexError> {
     let conditional = stores.conditional_writes().await?;
@@ -275,17 +539,44 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
     for round in 0..200 {
         let started = Instant::now();
         let pending = read_pending(stores, arch, &mut cache).await?;
-        let (mut state, mut state_etag) = read_state(stores, arch).await?;
-        if state.apply(pending.iter().map(|(_, p)| p)) {
+        let (mut manifest, mut state_etag) = read_manifest(stores, arch).await?;
+
+        // The chunks the pending changes fall into, changed in memory.
+        let mut by_chunk: BTreeMap<u32, Vec<&PendingChange>> = BTreeMap::new();
+        for (_, change) in &pending {
+            by_chunk
+                .entry(chunk_of(&change.change.file()))
+                .or_default()
+                .push(change);
+        }
+        let mut touched: BTreeMap<u32, BTreeMap<String, ApkRecord>> = BTreeMap::new();
+        let mut fresh: BTreeMap<u32, TextSegment> = BTreeMap::new();
+        let mut changed = false;
+        for (k, changes) in by_chunk {
+            let mut records = match manifest.chunks.get(&k) {
+                Some(reference) => load_chunk(stores, arch, k, reference).await?,
+                None => BTreeMap::new(),
+            };
+            if apply_changes(&mut records, changes) {
+                changed = true;
+                if records.is_empty() {
+                    manifest.chunks.remove(&k);
+                } else {
+                    let chunk = encode_chunk(&records)?;
+                    store_chunk(stores, arch, k, &chunk).await?;
+                    manifest.chunks.insert(k, chunk.reference);
+                    fresh.insert(k, chunk.segment);
+                }
+            }
+            touched.insert(k, records);
+        }
+        if changed {
             if started.elapsed() > MAX_ROUND {
                 continue;
             }
-            let body = serde_json::to_vec(&state).map_err(|e| IndexError::Corrupt {
-                key: state_key.path(),
-                message: e.to_string(),
-            })?;
+            manifest.generation += 1;
             let mode = state_etag.map_or(PutMode::Create, PutMode::Update);
-            match stores.put(&state_key, body.into(), mode).await {
+            match write_manifest(stores, arch, &manifest, mode).await {
                 Ok(written) => state_etag = Some(written.etag),
                 Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
                     backoff(round).await;
@@ -294,10 +585,15 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
                 Err(e) => return Err(e.into()),
             }
         }
-        if publish_index(stores, arch, &state, conditional).await? {
-            wrote_index = true;
+        match publish_index(stores, arch, &manifest, conditional, &fresh).await? {
+            Publication::Wrote => wrote_index = true,
+            Publication::Current => {}
+            Publication::Retry => {
+                backoff(round).await;
+                continue;
+            }
         }
-        clean_pending(stores, &state, &pending, conditional).await?;
+        clean_pending(stores, &touched, &pending, conditional).await?;
         // Stable when no change arrived that this round did not apply, and
         // nobody replaced the state meanwhile (on stores without conditional
         // writes that replacement may have dropped changes: loop to re-merge).
@@ -309,7 +605,11 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
         let nothing_new = listed.iter().all(|o| applied.contains(o.key.as_str()));
         let current_etag = stores.head(&state_key).await?.map(|m| m.etag);
         if nothing_new && current_etag == state_etag {
-            return Ok(Reindexed { state, wrote_index });
+            return Ok(Reindexed {
+                generation: manifest.generation,
+                packages: manifest.packages(),
+                wrote_index,
+            });
         }
         backoff(round).await;
     }
@@ -323,14 +623,17 @@ async fn backoff(round: usize) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
-/// Writes the signed index for `state` unless the marker says it is already
-/// there; returns whether it wrote. On conditional stores the index only moves forward.
+/// Publishes the signed index for `manifest` unless the index already shows
+/// it. Segments of chunks this round changed come from `fresh`, the others
+/// from the store.
 async fn publish_index(
     stores: &Stores,
     arch: &RepoArch,
-    state: &IndexState,
+    manifest: &Manifest,
     conditional: bool,
-) -> Result<bool, IndexError> {
+    fresh: &BTreeMap<u32, TextSegment>,
+) -> Result<Publication, IndexError> {
+    use futures::{StreamExt, TryStreamExt};
     let marker_key = Key::IndexMarker(arch.clone());
     let index_key = Key::Index(arch.clone());
     let (marker, marker_etag) = match stores.get_bytes_opt(&marker_key).await? {
@@ -341,63 +644,108 @@ async fn publish_index(
         None => (IndexMarker::default(), None),
     };
     let current = stores.head(&index_key).await?;
-    let digest = state.digest();
-    if let Some(current) = &current {
-        // On conditional stores generations are linear, so a newer marker
-        // means a newer index; elsewhere only an exact match counts.
-        let newer = conditional && marker.generation > state.generation;
-        let same = marker.state_digest == digest && marker.index_etag == current.etag;
-        if newer || same {
-            return Ok(false);
-        }
+    let digest = manifest.digest();
+    let shown = marker.complete
+        && current
+            .as_ref()
+            .is_some_and(|c| c.etag == marker.index_etag);
+    if shown
+        && (marker.state_digest == digest
+            || (conditional && marker.generation > manifest.generation))
+    {
+        return Ok(Publication::Current);
     }
-    let key = keys::signing_key_for(stores, &arch.repo).await?;
-    let records = state.records();
-    let description = description(arch);
-    let bytes = tokio::task::spawn_blocking(move || build_signed(&description, &records, &key))
-        .await
-        .map_err(|e| StorageError::backend("render index", "", e))?;
-    let mode = match (&current, conditional) {
-        (_, false) => PutMode::Overwrite,
-        (Some(current), true) => PutMode::Update(current.etag.clone()),
-        (None, true) => PutMode::Create,
+    if conditional && marker.generation > manifest.generation {
+        // A newer state is being published (or its writer died): re-read it.
+        return Ok(Publication::Retry);
+    }
+    let put_marker = |marker: IndexMarker, etag: Option<String>| async move {
+        let body = serde_json::to_vec(&marker)
+            .map_err(|e| StorageError::backend("encode", "index marker", e))?;
+        let mode = match (etag, conditional) {
+            (_, false) => PutMode::Overwrite,
+            (Some(etag), true) => PutMode::Update(etag),
+            (None, true) => PutMode::Create,
+        };
+        stores
+            .put(&Key::IndexMarker(arch.clone()), body.into(), mode)
+            .await
     };
-    let written = match stores.put(&index_key, bytes.into(), mode).await {
+    let base_etag = current.as_ref().map(|c| c.etag.clone());
+    let claim = IndexMarker {
+        generation: manifest.generation,
+        state_digest: digest.clone(),
+        index_etag: base_etag.clone().unwrap_or_default(),
+        complete: false,
+    };
+    let claimed = match put_marker(claim, marker_etag).await {
         Ok(meta) => meta,
-        // Someone else published meanwhile; the caller's stability check decides what next.
         Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-            return Ok(false);
+            return Ok(Publication::Retry);
         }
         Err(e) => return Err(e.into()),
     };
-    let marker = IndexMarker {
-        generation: state.generation,
-        state_digest: digest,
-        index_etag: written.etag,
-    };
-    let body = serde_json::to_vec(&marker).map_err(|e| IndexError::Corrupt {
-        key: marker_key.path(),
-        message: e.to_string(),
-    })?;
-    let mode = match (marker_etag, conditional) {
+
+    let key = keys::signing_key_for(stores, &arch.repo).await?;
+    let jobs: Vec<(u32, ChunkRef)> = manifest
+        .chunks
+        .iter()
+        .map(|(k, r)| (*k, r.clone()))
+        .collect();
+    let segments: Vec<TextSegment> = futures::stream::iter(jobs)
+        .map(|(k, reference)| async move {
+            match fresh.get(&k) {
+                Some(segment) => Ok(segment.clone()),
+                None => load_segment(stores, arch, k, &reference).await,
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let description = description(arch);
+    let bytes = tokio::task::spawn_blocking(move || {
+        sign_unsigned(
+            assemble(&description, &segments.iter().collect::<Vec<_>>()),
+            &key,
+        )
+    })
+    .await
+    .map_err(|e| StorageError::backend("render index", "", e))?;
+    let mode = match (base_etag, conditional) {
         (_, false) => PutMode::Overwrite,
         (Some(etag), true) => PutMode::Update(etag),
         (None, true) => PutMode::Create,
     };
-    match stores.put(&marker_key, body.into(), mode).await {
-        Ok(_) | Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-            Ok(true)
+    let written = match stores.put(&index_key, bytes.into(), mode).await {
+        Ok(meta) => meta,
+        Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
+            return Ok(Publication::Retry);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let done = IndexMarker {
+        generation: manifest.generation,
+        state_digest: digest,
+        index_etag: written.etag,
+        complete: true,
+    };
+    match put_marker(done, Some(claimed.etag)).await {
+        Ok(_) => Ok(Publication::Wrote),
+        // A newer writer claimed the marker meanwhile; it will publish.
+        Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
+            Ok(Publication::Retry)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// Removes pending changes that the stored state holds. With conditional
-/// writes that is safe at once (no writer can replace the state with one that
-/// misses them); without, only after [`PENDING_GRACE`].
+/// Removes pending changes that are done. With conditional writes that is
+/// safe at once (no writer can replace the state with one that misses them);
+/// without, only after [`PENDING_GRACE`]. `touched` holds the records of every
+/// chunk the changes fall into, as stored.
 async fn clean_pending(
     stores: &Stores,
-    state: &IndexState,
+    touched: &BTreeMap<u32, BTreeMap<String, ApkRecord>>,
     pending: &[(ObjectMeta, PendingChange)],
     conditional: bool,
 ) -> Result<(), IndexError> {
@@ -409,11 +757,14 @@ async fn clean_pending(
     for (_, change) in pending {
         latest.insert(change.change.file(), change.id.as_str());
     }
+    let empty = BTreeMap::new();
     for (object, change) in pending {
-        let superseded = latest.get(&change.change.file()) != Some(&change.id.as_str());
+        let file = change.change.file();
+        let records = touched.get(&chunk_of(&file)).unwrap_or(&empty);
+        let superseded = latest.get(&file) != Some(&change.id.as_str());
         let merged = match &change.change {
-            Change::Add(record) => state.records.get(&record.file_name()) == Some(record.as_ref()),
-            Change::Remove { file } => !state.records.contains_key(file),
+            Change::Add(record) => records.get(&file) == Some(record.as_ref()),
+            Change::Remove { file } => !records.contains_key(file),
         };
         let old_enough = change
             .created()

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::formats::apk::{ApkError, ApkLimits, ApkPackage, ApkRecord, read_package};
-use crate::index::{self, Change, IndexError, IndexState};
+use crate::index::{self, Change, IndexError};
 use crate::keys::{self, KeyError};
 use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, Segment, Tree};
 use crate::storage::{Payload, PutMode, StorageError};
@@ -585,11 +585,13 @@ impl Publisher {
         }
         // A re-upload after removal (same bytes) revives the name.
         self.stores.delete(&tombstone_key).await?;
-        if unchanged {
-            let (state, _) = index::read_state(&self.stores, arch).await?;
-            if state.records.get(file.as_str()) == Some(record) {
-                return Ok(true);
-            }
+        if unchanged
+            && index::record(&self.stores, arch, file.as_str())
+                .await?
+                .as_ref()
+                == Some(record)
+        {
+            return Ok(true);
         }
         index::add_pending(&self.stores, arch, Change::Add(Box::new(record.clone()))).await?;
         Ok(unchanged)
@@ -603,9 +605,8 @@ impl Publisher {
         file: &Segment,
         record: &ApkRecord,
     ) -> Result<(), PublishError> {
-        let (state, _) = index::read_state(&self.stores, arch).await?;
-        let stored_sha = match state.records.get(file.as_str()) {
-            Some(existing) => existing.sha256.clone(),
+        let stored_sha = match index::record(&self.stores, arch, file.as_str()).await? {
+            Some(existing) => existing.sha256,
             None => self.hash_object(key).await?,
         };
         if stored_sha == record.sha256 {
@@ -768,8 +769,10 @@ impl Publisher {
                 continue;
             }
             // Only if the name was not published again meanwhile.
-            let (state, _) = index::read_state(&self.stores, &arch).await?;
-            if !state.records.contains_key(file.as_str()) {
+            if index::record(&self.stores, &arch, file.as_str())
+                .await?
+                .is_none()
+            {
                 let package = Key::Package { arch, file };
                 self.stores.delete(&package).await?;
                 deleted.push(package.path());
@@ -783,7 +786,7 @@ impl Publisher {
 
     /// Recomputes the records of `arch` from its `.apk` files and republishes
     /// the index (disaster recovery). Removed packages (tombstoned) stay out.
-    pub async fn rebuild(&self, arch: &RepoArch) -> Result<IndexState, PublishError> {
+    pub async fn rebuild(&self, arch: &RepoArch) -> Result<index::Reindexed, PublishError> {
         let prefix = Key::arch_public_prefix(arch);
         let tombstones: BTreeSet<String> = self
             .stores
@@ -818,21 +821,7 @@ impl Publisher {
                 package.record.with_arch(arch.arch.as_str()),
             );
         }
-        let (mut state, _) = index::read_state(&self.stores, arch).await?;
-        if state.records != records {
-            state.records = records;
-            state.generation += 1;
-        }
-        let body =
-            serde_json::to_vec(&state).map_err(|e| StorageError::backend("encode", "state", e))?;
-        self.stores
-            .put(
-                &Key::IndexState(arch.clone()),
-                body.into(),
-                PutMode::Overwrite,
-            )
-            .await?;
-        let done = index::reindex(&self.stores, arch).await?;
-        Ok(done.state)
+        index::replace_records(&self.stores, arch, records).await?;
+        Ok(index::reindex(&self.stores, arch).await?)
     }
 }

@@ -13,6 +13,8 @@
 //! config/<org>/alpine/[<version>/[<repo>/]]signing-key.pem          private keys
 //! config/<org>/alpine/<version>/<repo>/repo.json                     repo settings (arches)
 //! config/<org>/alpine/<version>/<repo>/<arch>/state.json             index records
+//! config/<org>/alpine/<version>/<repo>/<arch>/chunks/<k>-<id>.json   records, split in chunks
+//! config/<org>/alpine/<version>/<repo>/<arch>/chunks/<k>-<id>.deflate their compressed index text
 //! config/<org>/alpine/<version>/<repo>/<arch>/index.json             what the index shows
 //! config/<org>/alpine/<version>/<repo>/<arch>/pending/<id>.json      not yet merged changes
 //! config/<org>/alpine/<version>/<repo>/<arch>/deleted/<file>.json    removed, file kept a while
@@ -421,6 +423,20 @@ pub enum Key {
     },
     /// What the published index of one repo arch was rendered from.
     IndexMarker(RepoArch),
+    /// One chunk of a repo arch's records (immutable, named by content).
+    Chunk {
+        /// Where.
+        arch: RepoArch,
+        /// `<chunk number>-<content id>`.
+        name: Segment,
+    },
+    /// The compressed `APKINDEX` segment of one chunk.
+    ChunkSegment {
+        /// Where.
+        arch: RepoArch,
+        /// `<chunk number>-<content id>`.
+        name: Segment,
+    },
     /// A not-yet-merged change to one repo arch.
     Pending {
         /// Where.
@@ -454,6 +470,12 @@ impl Key {
             Key::RepoSettings(repo) => format!("{CONFIG_PREFIX}{}/repo.json", repo.path()),
             Key::IndexState(arch) => format!("{CONFIG_PREFIX}{}/state.json", arch.path()),
             Key::IndexMarker(arch) => format!("{CONFIG_PREFIX}{}/index.json", arch.path()),
+            Key::Chunk { arch, name } => {
+                format!("{CONFIG_PREFIX}{}/chunks/{name}.json", arch.path())
+            }
+            Key::ChunkSegment { arch, name } => {
+                format!("{CONFIG_PREFIX}{}/chunks/{name}.deflate", arch.path())
+            }
             Key::Pending { arch, id } => {
                 format!("{CONFIG_PREFIX}{}/pending/{id}.json", arch.path())
             }

@@ -1,9 +1,15 @@
-//! The HTTP server for the public tree: `packages serve`.
+//! The HTTP server: `packages serve`, and the public tree it serves.
 //!
-//! Serves `static/` of any backend so that `apk` can install from a laptop
-//! with no cloud. The private tree is unreachable by construction: every
-//! request path is decoded, checked segment by segment, and then prefixed
-//! with `static/`; there is no route that names another prefix.
+//! [`router`] serves `static/` of any backend so that `apk` can install from
+//! a laptop with no cloud. The private tree is unreachable by construction:
+//! every request path is decoded, checked segment by segment, and then
+//! prefixed with `static/`; there is no route that names another prefix.
+//!
+//! `packages serve` runs [`crate::api::router`]: the API under `/api`,
+//! `/health` and `/metrics`, with this public tree as the fallback for every
+//! other path (`/<org>/alpine/...`; no org may be named like those first
+//! segments). [`run`] serves either until Ctrl-C or SIGTERM, letting
+//! requests in flight finish.
 
 use std::net::SocketAddr;
 

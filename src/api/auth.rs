@@ -19,10 +19,6 @@ use crate::tokens::{Principal, TokenLevel};
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
 
-/// The caller if it sent a token (an invalid token is still refused).
-#[derive(Debug, Clone)]
-pub struct MaybeAuth(pub Option<Principal>);
-
 /// The token of the `Authorization` header, if any.
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
@@ -58,14 +54,6 @@ impl FromRequestParts<ApiState> for Auth {
                 "missing token: send `Authorization: Bearer <token>`",
             )),
         }
-    }
-}
-
-impl FromRequestParts<ApiState> for MaybeAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        Ok(MaybeAuth(authenticate(parts, state).await?))
     }
 }
 
@@ -111,10 +99,5 @@ impl Auth {
                 if write { "manage" } else { "list" }
             )))
         }
-    }
-
-    /// Whether the token is an admin token.
-    pub fn is_admin(&self) -> bool {
-        self.0.level == TokenLevel::Admin
     }
 }

@@ -187,9 +187,10 @@ impl Client {
             }
             chunk
         });
-        let file_name = file
-            .file_name()
-            .map_or_else(|| "package.apk".to_owned(), |n| n.to_string_lossy().into_owned());
+        let file_name = file.file_name().map_or_else(
+            || "package.apk".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let part = reqwest::multipart::Part::stream_with_length(
             reqwest::Body::wrap_stream(stream),
             length,

@@ -9,10 +9,9 @@
 //! written; errors are `{code, message}` with the right status (the old
 //! service answered 500 or 200 for most of them).
 
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
 use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,9 +31,6 @@ use crate::repo::{Arch, Distro, Org, RepoId, Segment};
 
 /// The compatibility routes.
 pub fn routes() -> OpenApiRouter<ApiState> {
-    let uploads = OpenApiRouter::new()
-        .routes(routes!(list_packages, create_package))
-        .layer(axum::extract::DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .routes(routes!(list_organizations))
         .routes(routes!(get_organization, create_repo))
@@ -44,7 +40,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_repos))
         .routes(routes!(find_repo_by_name))
         .routes(routes!(list_arches))
-        .merge(uploads)
+        .routes(routes!(list_packages, create_package))
         .routes(routes!(create_package_index))
         .route_layer(axum::middleware::from_fn(reserved_first_segment))
 }
@@ -155,7 +151,6 @@ impl Package {
 
 /// The multipart form of the old API's upload.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code, reason = "documents the form; the handler streams it")]
 pub struct CreatePackageForm {
     /// The `.apk` file.
     #[schema(value_type = String, format = Binary)]
@@ -457,12 +452,12 @@ async fn create_package(
     State(state): State<ApiState>,
     auth: Auth,
     Path(path): Path<ArchPath>,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Result<Json<Vec<Package>>, ApiError> {
     let (repo, arch) = parse_arch(&path)?;
     auth.require_write(&repo_level(&repo), "publish to")?;
     state.publisher().get_org(&repo.org).await?;
-    let received = upload::receive(&state, multipart, &["architecture"]).await?;
+    let received = upload::receive(&state, request, &["architecture"]).await?;
     for asked in received.values("architecture") {
         if asked != arch.as_str() {
             return Err(ApiError::bad_request(format!(
@@ -534,6 +529,9 @@ mod tests {
         assert_eq!(p.file, "gitea-test-1.4.1-r3.apk");
         record.version = "2.0_git20240101-r12".into();
         let p = Package::new("x86_64", &record);
-        assert_eq!((p.version.as_str(), p.release.as_str()), ("2.0_git20240101", "r12"));
+        assert_eq!(
+            (p.version.as_str(), p.release.as_str()),
+            ("2.0_git20240101", "r12")
+        );
     }
 }

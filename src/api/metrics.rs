@@ -157,6 +157,14 @@ pub(super) async fn track(State(state): State<ApiState>, request: Request, next:
     if response.extensions().get::<StoreFailure>().is_some() {
         metrics.store_errors.inc();
     }
+    // The access log, inside the request span (id, route, token id).
+    let status = response.status().as_u16();
+    let millis = started.elapsed().as_millis();
+    if route.starts_with("/health/") || route == "/metrics" {
+        tracing::debug!(status, millis, "answered");
+    } else {
+        tracing::info!(status, millis, "answered");
+    }
     response
 }
 
@@ -170,7 +178,10 @@ pub(super) async fn track(State(state): State<ApiState>, request: Request, next:
 )]
 pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics().render(),
     )
         .into_response()

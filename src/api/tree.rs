@@ -20,11 +20,7 @@ pub type OrgTree = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 pub async fn org_tree(publisher: &Publisher, org: &Org) -> Result<OrgTree, ApiError> {
     let prefix = Key::org_private_prefix(org);
     let mut tree = OrgTree::new();
-    for object in publisher
-        .stores()
-        .list(Tree::Private, &prefix)
-        .await?
-    {
+    for object in publisher.stores().list(Tree::Private, &prefix).await? {
         let Some(rest) = object.key.strip_prefix(&prefix) else {
             continue;
         };
@@ -64,7 +60,11 @@ pub async fn ensure_repo(publisher: &Publisher, repo: &RepoId) -> Result<bool, A
         .map_err(|e| ApiError::internal(&format!("encode repo settings: {e}")))?;
     match publisher
         .stores()
-        .put(&Key::RepoSettings(repo.clone()), body.into(), PutMode::Create)
+        .put(
+            &Key::RepoSettings(repo.clone()),
+            body.into(),
+            PutMode::Create,
+        )
         .await
     {
         Ok(_) => Ok(true),

@@ -1,16 +1,22 @@
 //! Receiving a package upload: a `multipart/form-data` body streamed to a
 //! temporary file, never held whole in memory.
 //!
-//! The file part is written chunk by chunk as it arrives (memory stays at
-//! a few chunks whatever the size); the request body limit is enforced by
-//! the server's limit layer, which ends the stream with 413. The temporary
-//! file is deleted when the [`Received`] upload is dropped, whatever happened.
+//! The body is parsed with `multer` straight from the request stream, and
+//! the file part is written chunk by chunk as it arrives. `multer` buffers
+//! everything a stream has ready before it parses, so the stream is fed to
+//! it one chunk per poll (`OneChunkPerPoll`): memory stays at a chunk or
+//! two whatever the upload's size and however fast the client sends. The
+//! request body limit is the server's limit layer (413). The temporary file
+//! is deleted when the [`Received`] upload is dropped, whatever happened.
 
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use axum::extract::Multipart;
-use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use futures::{Stream, StreamExt as _};
+use http_body_util::LengthLimitError;
 use tokio::io::AsyncWriteExt;
 
 use super::ApiState;
@@ -50,22 +56,67 @@ impl Received {
     }
 }
 
-fn multipart_error(e: MultipartError) -> ApiError {
-    let status = e.status();
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "request body too large (see `packages serve --max-body`)".to_owned()
-    } else {
-        format!("invalid multipart body: {}", e.body_text())
-    };
-    ApiError::new(status, message)
+/// Hands the inner stream's chunks out one per poll: before each chunk it
+/// answers `Pending` once (having woken the task), which ends `multer`'s
+/// read-everything-ready loop after a single chunk.
+struct OneChunkPerPoll<S> {
+    inner: S,
+    yielded: bool,
 }
 
-fn rejection_error(e: &MultipartRejection) -> ApiError {
+impl<S: Stream + Unpin> Stream for OneChunkPerPoll<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.yielded = false;
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn multipart_error(e: &multer::Error) -> ApiError {
+    let too_large = match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => true,
+        multer::Error::StreamReadFailed(source) => is_length_limit(source.as_ref()),
+        _ => false,
+    };
+    if too_large {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large (see `packages serve --max-body-mib`)",
+        );
+    }
+    match e {
+        multer::Error::StreamReadFailed(source) => ApiError::bad_request(format!(
+            "the request body could not be read: {}",
+            source
+                .source()
+                .map_or_else(|| source.to_string(), ToString::to_string)
+        )),
+        other => ApiError::bad_request(format!("invalid multipart body: {other}")),
+    }
+}
+
+fn not_multipart() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         format!(
-            "expected a `multipart/form-data` body with the package in a `{PACKAGE_FIELD}` file field (curl -F {PACKAGE_FIELD}=@FILE.apk): {}",
-            e.body_text()
+            "expected a `multipart/form-data` body with the package in a `{PACKAGE_FIELD}` file field (curl -F {PACKAGE_FIELD}=@FILE.apk)"
         ),
     )
 }
@@ -74,13 +125,34 @@ fn rejection_error(e: &MultipartRejection) -> ApiError {
 /// and the text fields named in `text_fields` (any other field is refused).
 pub async fn receive(
     state: &ApiState,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
     text_fields: &[&str],
 ) -> Result<Received, ApiError> {
-    let mut multipart = multipart.map_err(|e| rejection_error(&e))?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let is_form = content_type
+        .split(';')
+        .next()
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("multipart/form-data"));
+    if !is_form {
+        return Err(not_multipart());
+    }
+    let boundary = multer::parse_boundary(content_type).map_err(|_| not_multipart())?;
+    let stream = OneChunkPerPoll {
+        inner: request.into_body().into_data_stream(),
+        yielded: false,
+    };
+    let mut multipart = multer::Multipart::new(stream, boundary);
     let mut package: Option<(tempfile::TempPath, String, u64)> = None;
     let mut fields = Vec::new();
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(&e))?
+    {
         let name = field.name().unwrap_or_default().to_owned();
         if name == PACKAGE_FIELD {
             if package.is_some() {
@@ -93,16 +165,14 @@ pub async fn receive(
                 Some(name) => Segment::parse("file name", name)?.to_string(),
             };
             let temp = match &state.config().upload_dir {
-                Some(dir) => tempfile::Builder::new()
-                    .prefix("upload-")
-                    .tempfile_in(dir),
+                Some(dir) => tempfile::Builder::new().prefix("upload-").tempfile_in(dir),
                 None => tempfile::Builder::new().prefix("upload-").tempfile(),
             }
             .map_err(|e| ApiError::internal(&format!("cannot create upload file: {e}")))?;
             let (file, path) = temp.into_parts();
             let mut file = tokio::fs::File::from_std(file);
             let mut size = 0u64;
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
                 size += chunk.len() as u64;
                 state.metrics().add_upload_bytes(chunk.len() as u64);
                 file.write_all(&chunk)
@@ -115,7 +185,7 @@ pub async fn receive(
             package = Some((path, display_name, size));
         } else if text_fields.contains(&name.as_str()) {
             let mut value = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
                 value.extend_from_slice(&chunk);
                 if value.len() > MAX_TEXT_FIELD {
                     return Err(ApiError::bad_request(format!(
@@ -123,9 +193,8 @@ pub async fn receive(
                     )));
                 }
             }
-            let value = String::from_utf8(value).map_err(|_| {
-                ApiError::bad_request(format!("field `{name}` is not UTF-8 text"))
-            })?;
+            let value = String::from_utf8(value)
+                .map_err(|_| ApiError::bad_request(format!("field `{name}` is not UTF-8 text")))?;
             fields.push((name, value.trim().to_owned()));
         } else {
             let mut known = vec![format!("`{PACKAGE_FIELD}`")];

@@ -8,11 +8,10 @@
 
 use std::time::Instant;
 
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,15 +27,11 @@ use crate::formats::apk::ApkRecord;
 use crate::index;
 use crate::keys;
 use crate::publish::{Listed, Published, Upload};
-use crate::repo::{Arch, Distro, Key, Org, RepoId, Scope, Segment, Tree, STATIC_PREFIX};
+use crate::repo::{Arch, Distro, Key, Org, RepoId, STATIC_PREFIX, Scope, Segment, Tree};
 use crate::tokens::{TokenInfo, TokenLevel, parse_duration};
 
 /// The v1 routes.
 pub fn routes() -> OpenApiRouter<ApiState> {
-    let uploads = OpenApiRouter::new()
-        .routes(routes!(list_packages, upload_package))
-        // Uploads are limited by the server's body limit, not the JSON one.
-        .layer(axum::extract::DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .routes(routes!(list_orgs, create_org))
         .routes(routes!(get_org, delete_org))
@@ -46,7 +41,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_repos))
         .routes(routes!(get_repo, put_repo))
         .routes(routes!(list_arches, add_arches))
-        .merge(uploads)
+        .routes(routes!(list_packages, upload_package))
         .routes(routes!(delete_package))
         .routes(routes!(reindex))
         .routes(routes!(list_keys, create_key))
@@ -412,7 +407,6 @@ impl From<Published> for PublishedPackage {
 
 /// The multipart form of an upload.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code, reason = "documents the form; the handler streams it")]
 pub struct UploadForm {
     /// The `.apk` file.
     #[schema(value_type = String, format = Binary)]
@@ -550,7 +544,10 @@ async fn org_info(state: &ApiState, org: &Org) -> Result<OrgInfo, ApiError> {
         (status = 401, description = "No valid token", body = ErrorBody),
     )
 )]
-async fn list_orgs(State(state): State<ApiState>, auth: Auth) -> Result<Json<Vec<OrgInfo>>, ApiError> {
+async fn list_orgs(
+    State(state): State<ApiState>,
+    auth: Auth,
+) -> Result<Json<Vec<OrgInfo>>, ApiError> {
     let mut out = Vec::new();
     for name in state.publisher().list_orgs().await? {
         let Ok(org) = Org::parse(&name) else {
@@ -744,8 +741,7 @@ pub(super) async fn repos_of(
     };
     let mut out = Vec::new();
     for name in repos {
-        let Ok(repo) = RepoId::parse(org.as_str(), distro.as_str(), version.as_str(), name)
-        else {
+        let Ok(repo) = RepoId::parse(org.as_str(), distro.as_str(), version.as_str(), name) else {
             continue;
         };
         let arches = state.publisher().arches(&repo).await?;
@@ -1008,13 +1004,13 @@ async fn upload_package(
     State(state): State<ApiState>,
     auth: Auth,
     Path(path): Path<RepoPath>,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let repo = path.repo_id()?;
     auth.require_write(&repo_level(&repo), "publish to")?;
     // Before accepting the body: an unknown org is refused without staging anything.
     state.publisher().get_org(&repo.org).await?;
-    let received = upload::receive(&state, multipart, &["arch"]).await?;
+    let received = upload::receive(&state, request, &["arch"]).await?;
     let arches = received
         .values("arch")
         .map(|a| Arch::parse(a).map_err(ApiError::from))
@@ -1077,17 +1073,17 @@ pub(super) async fn regenerate(
     }
     let repo_arch = repo.arch(arch.clone());
     let started = Instant::now();
-    let state_after = if rebuild {
+    let done = if rebuild {
         state.publisher().rebuild(&repo_arch).await?
     } else {
-        index::reindex(state.stores(), &repo_arch).await?.state
+        index::reindex(state.stores(), &repo_arch).await?
     };
     state.metrics().observe_index(started.elapsed());
     Ok(IndexStatus {
         status: true,
         arch: arch.to_string(),
-        packages: state_after.records.len(),
-        generation: state_after.generation,
+        packages: done.packages,
+        generation: done.generation,
     })
 }
 
@@ -1195,7 +1191,10 @@ async fn create_key(
             "{bits}-bit keys are too large (at most 8192)"
         )));
     }
-    auth.require_write(&TokenLevel::Scoped(scope.clone()), "create signing keys for")?;
+    auth.require_write(
+        &TokenLevel::Scoped(scope.clone()),
+        "create signing keys for",
+    )?;
     state.publisher().get_org(&org).await?;
     let generated = keys::generate(state.stores(), &scope, bits).await?;
     Ok((

@@ -35,11 +35,9 @@ pub struct TestApp {
     pub stores: Stores,
     /// The whole server (API + public tree).
     pub router: Router,
-    /// Its state.
-    pub state: ApiState,
     /// An admin token.
     pub admin: String,
-    /// The apk key name of the test key.
+    /// The apk key name of acme's key.
     pub key_name: String,
     _dir: Option<tempfile::TempDir>,
 }
@@ -161,10 +159,11 @@ impl TestApp {
     pub async fn on(stores: Stores, config: ApiConfig) -> Self {
         let publisher = Publisher::new(stores.clone());
         let mut key_name = String::new();
-        for name in ["acme", "other"] {
+        for name in ["other", "acme"] {
             let org = Org::parse(name).unwrap();
             publisher.create_org(&org).await.expect("create org");
             let scope = Scope::new(org, Some(Distro::Alpine), None, None).unwrap();
+            // The last one, acme's, is kept.
             key_name = packages::keys::import(&stores, &scope, &test_key_pem())
                 .await
                 .expect("import key")
@@ -179,8 +178,7 @@ impl TestApp {
             .to_owned();
         let state = ApiState::new(publisher, config);
         Self {
-            router: api::router(state.clone()),
-            state,
+            router: api::router(state),
             stores,
             admin,
             key_name,
@@ -235,8 +233,12 @@ impl TestApp {
 
     /// A request without a body.
     pub async fn call(&self, method: Method, uri: &str, token: Option<&str>) -> Resp {
-        self.send(Self::request(method, uri, token).body(Body::empty()).unwrap())
-            .await
+        self.send(
+            Self::request(method, uri, token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     /// `GET`.
@@ -272,7 +274,12 @@ impl TestApp {
     }
 
     /// The signed index of `acme/alpine/<version>/<repo>/<arch>`, through the public tree.
-    pub async fn index(&self, version: &str, repo: &str, arch: &str) -> crate::support::ParsedIndex {
+    pub async fn index(
+        &self,
+        version: &str,
+        repo: &str,
+        arch: &str,
+    ) -> crate::support::ParsedIndex {
         let got = self
             .get(
                 &format!("/acme/alpine/{version}/{repo}/{arch}/APKINDEX.tar.gz"),
@@ -356,15 +363,41 @@ async fn health_metrics_and_request_ids() {
 
 #[tokio::test]
 async fn ready_fails_when_the_store_is_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    let storage = Storage::local(LocalStore::open(&root).unwrap());
-    let app = TestApp::on(Stores::shared(storage), ApiConfig::default()).await;
-    std::fs::remove_dir_all(&root).unwrap();
-    // A file where the store's `config` folder was: reads fail.
-    std::fs::write(&root, b"not a directory").unwrap();
-    app.get("/health/ready", None).await.expect_error(503);
-    app.get("/health/ping", None).await.expect(200);
+    // An S3 store nothing listens for.
+    let settings = packages::storage::S3Settings {
+        endpoint: Some("http://127.0.0.1:9".to_owned()),
+        region: Some("us-east-1".to_owned()),
+        credentials: Some(("id".to_owned(), "secret".to_owned())),
+        ..Default::default()
+    };
+    let store = packages::storage::S3Store::connect("nowhere", "", &settings)
+        .await
+        .unwrap();
+    let state = ApiState::new(
+        Publisher::new(Stores::shared(Storage::s3(store))),
+        ApiConfig::default(),
+    );
+    let router = api::router(state);
+    let send = |uri: &'static str| {
+        router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+    };
+    let ready = send("/health/ready").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ping = send("/health/ping").await.unwrap();
+    assert_eq!(ping.status(), StatusCode::OK);
+    let metrics = send("/metrics").await.unwrap();
+    let text = axum::body::to_bytes(metrics.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains(
+            r#"packages_http_requests_total{method="GET",route="/health/ready",status="503"} 1"#
+        ),
+        "{text}"
+    );
 }
 
 // ---- the compatibility API ------------------------------------------------------------
@@ -412,7 +445,10 @@ async fn compatibility_routes_work_like_the_old_service() {
     org.expect(200);
     assert_eq!(org.json()["name"], "acme");
     assert_eq!(org.json()["distributions"], json!(["alpine"]));
-    assert_eq!(app.get("/api/acme/distros", t).await.json(), json!(["alpine"]));
+    assert_eq!(
+        app.get("/api/acme/distros", t).await.json(),
+        json!(["alpine"])
+    );
     let distro = app.get("/api/acme/alpine", t).await;
     distro.expect(200);
     assert_eq!(
@@ -483,8 +519,8 @@ async fn compatibility_routes_work_like_the_old_service() {
 
     let listed = app.get(COMPAT_PKGS, t).await;
     listed.expect(200);
+    let listed = listed.json();
     let names: Vec<(&str, &str, &str)> = listed
-        .json()
         .as_array()
         .unwrap()
         .iter()
@@ -495,9 +531,6 @@ async fn compatibility_routes_work_like_the_old_service() {
                 p["release"].as_str().unwrap(),
             )
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|(a, b, c)| (a, b, c))
         .collect();
     assert_eq!(
         names,
@@ -532,26 +565,38 @@ async fn v1_routes() {
 
     // Organizations.
     let created = app
-        .json(Method::POST, "/api/v1/orgs", admin, json!({"name": "newco"}))
+        .json(
+            Method::POST,
+            "/api/v1/orgs",
+            admin,
+            json!({"name": "newco"}),
+        )
         .await;
     created.expect(201);
     assert_eq!(created.json()["name"], "newco");
-    app.json(Method::POST, "/api/v1/orgs", admin, json!({"name": "newco"}))
-        .await
-        .expect_error(409);
-    app.json(Method::POST, "/api/v1/orgs", admin, json!({"name": "health"}))
-        .await
-        .expect_error(400);
+    app.json(
+        Method::POST,
+        "/api/v1/orgs",
+        admin,
+        json!({"name": "newco"}),
+    )
+    .await
+    .expect_error(409);
+    app.json(
+        Method::POST,
+        "/api/v1/orgs",
+        admin,
+        json!({"name": "health"}),
+    )
+    .await
+    .expect_error(400);
     let orgs = app.get("/api/v1/orgs", admin).await;
+    let orgs = orgs.json();
     let names: Vec<&str> = orgs
-        .json()
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["name"].as_str().unwrap())
-        .collect::<Vec<_>>()
-        .to_vec()
-        .into_iter()
         .collect();
     assert_eq!(names, ["acme", "newco", "other"]);
     // An org token sees its own org only.
@@ -643,7 +688,10 @@ async fn v1_routes() {
     assert_eq!(body.as_array().unwrap().len(), 2);
     assert_eq!(body[0]["arch"], "aarch64");
     assert_eq!(body[0]["record"]["name"], "gitea-noarch");
-    assert_eq!(body[0]["record"]["checksum"], "Q1kbH5WoIPFccQYyATanaKXd2cJcc=");
+    assert_eq!(
+        body[0]["record"]["checksum"],
+        "Q1kbH5WoIPFccQYyATanaKXd2cJcc="
+    );
     assert_eq!(body[0]["unchanged"], json!(false));
     for arch in ["aarch64", "x86_64"] {
         let index = app.index("edge", "main", arch).await;
@@ -734,7 +782,10 @@ async fn v1_routes() {
         .await;
     removed.expect(200);
     assert_eq!(removed.json()[0]["file"], "gitea-test-1.4.1-r3.apk");
-    assert_eq!(app.index("edge", "main", "x86_64").await.names(), ["gitea-noarch"]);
+    assert_eq!(
+        app.index("edge", "main", "x86_64").await.names(),
+        ["gitea-noarch"]
+    );
     app.call(
         Method::DELETE,
         &format!("{V1_REPO}/packages/gitea-test"),
@@ -766,7 +817,9 @@ async fn v1_routes() {
     let key = key.json();
     assert_eq!(key["level"], "acme/alpine/edge/signed");
     assert!(key["pem"].as_str().unwrap().contains("BEGIN PUBLIC KEY"));
-    let served = app.get(&format!("/{}", key["path"].as_str().unwrap()), None).await;
+    let served = app
+        .get(&format!("/{}", key["path"].as_str().unwrap()), None)
+        .await;
     served.expect(200);
     app.json(
         Method::POST,
@@ -842,7 +895,10 @@ async fn errors_are_json_with_the_right_status() {
     let admin = Some(app.admin.as_str());
     let missing = app.get("/api/v1/orgs", None).await;
     missing.expect_error(401);
-    assert_eq!(missing.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"packages\"");
+    assert_eq!(
+        missing.headers[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"packages\""
+    );
     app.get("/api/v1/orgs", Some("pkgs_not-a-token"))
         .await
         .expect_error(401);
@@ -1069,17 +1125,49 @@ async fn malformed_requests_leave_the_store_unchanged() {
         ));
     }
     for (what, uri, status) in [
-        ("`..` version", "/api/acme/alpine/%2e%2e/main/x86_64/pkgs", 400),
+        (
+            "`..` version",
+            "/api/acme/alpine/%2e%2e/main/x86_64/pkgs",
+            400,
+        ),
         ("`..` org", "/api/%2E%2E/alpine/edge/main/x86_64/pkgs", 400),
-        ("slash in a repo", "/api/acme/alpine/edge/a%2Fb/x86_64/pkgs", 400),
-        ("newline in a repo", "/api/acme/alpine/edge/ma%0Ain/x86_64/pkgs", 400),
-        ("NUL in an arch", "/api/acme/alpine/edge/main/x86%0064/pkgs", 400),
+        (
+            "slash in a repo",
+            "/api/acme/alpine/edge/a%2Fb/x86_64/pkgs",
+            400,
+        ),
+        (
+            "newline in a repo",
+            "/api/acme/alpine/edge/ma%0Ain/x86_64/pkgs",
+            400,
+        ),
+        (
+            "NUL in an arch",
+            "/api/acme/alpine/edge/main/x86%0064/pkgs",
+            400,
+        ),
         ("invalid UTF-8", "/api/acme/alpine/edge/main/%FF/pkgs", 400),
-        ("double slash", "/api/acme//alpine/edge/main/x86_64/pkgs", 404),
-        ("unknown org", "/api/nobody/alpine/edge/main/x86_64/pkgs", 404),
+        (
+            "double slash",
+            "/api/acme//alpine/edge/main/x86_64/pkgs",
+            404,
+        ),
+        (
+            "unknown org",
+            "/api/nobody/alpine/edge/main/x86_64/pkgs",
+            404,
+        ),
         ("reserved org", "/api/v1/alpine/edge/main/x86_64/pkgs", 404),
-        ("unknown distro", "/api/acme/debian/edge/main/x86_64/pkgs", 400),
-        ("noarch is not a target", "/api/acme/alpine/edge/main/noarch/pkgs", 400),
+        (
+            "unknown distro",
+            "/api/acme/debian/edge/main/x86_64/pkgs",
+            400,
+        ),
+        (
+            "noarch is not a target",
+            "/api/acme/alpine/edge/main/noarch/pkgs",
+            400,
+        ),
         (
             "v1 traversal",
             "/api/v1/orgs/acme/distros/alpine/versions/%2e%2e/repos/main/packages",
@@ -1088,8 +1176,12 @@ async fn malformed_requests_leave_the_store_unchanged() {
     ] {
         cases.push((
             what,
-            app.post_form(uri, admin, &[Part::File("package", "fresh-1.0-r0.apk", &apk)])
-                .await,
+            app.post_form(
+                uri,
+                admin,
+                &[Part::File("package", "fresh-1.0-r0.apk", &apk)],
+            )
+            .await,
             status,
         ));
     }
@@ -1153,10 +1245,30 @@ async fn malformed_requests_leave_the_store_unchanged() {
     }
     for (what, uri, body, status) in [
         ("org with `..`", "/api/v1/orgs", json!({"name": ".."}), 400),
-        ("org with a slash", "/api/v1/orgs", json!({"name": "a/b"}), 400),
-        ("reserved org", "/api/v1/orgs", json!({"name": "metrics"}), 400),
-        ("repo with a slash", "/api/acme", json!({"name": "a/b"}), 400),
-        ("repo with a control character", "/api/acme", json!({"name": "a\u{7}"}), 400),
+        (
+            "org with a slash",
+            "/api/v1/orgs",
+            json!({"name": "a/b"}),
+            400,
+        ),
+        (
+            "reserved org",
+            "/api/v1/orgs",
+            json!({"name": "metrics"}),
+            400,
+        ),
+        (
+            "repo with a slash",
+            "/api/acme",
+            json!({"name": "a/b"}),
+            400,
+        ),
+        (
+            "repo with a control character",
+            "/api/acme",
+            json!({"name": "a\u{7}"}),
+            400,
+        ),
         (
             "repo in an unknown org",
             "/api/nobody",
@@ -1200,7 +1312,11 @@ async fn malformed_requests_leave_the_store_unchanged() {
         let message = response.expect_error(*status);
         assert!(message.len() > 8, "{what}: unclear message {message:?}");
     }
-    assert_eq!(app.snapshot().await, before, "a malformed request changed the store");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a malformed request changed the store"
+    );
 }
 
 #[tokio::test]
@@ -1388,13 +1504,34 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/orgs/{org}/distros"),
     ("get", "/api/v1/orgs/{org}/distros/{distro}"),
     ("get", "/api/v1/orgs/{org}/distros/{distro}/versions"),
-    ("get", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos"),
-    ("get", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}"),
-    ("put", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}"),
-    ("get", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches"),
-    ("post", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches"),
-    ("get", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/packages"),
-    ("post", "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/packages"),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos",
+    ),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}",
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}",
+    ),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches",
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches",
+    ),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/packages",
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/packages",
+    ),
     (
         "delete",
         "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/packages/{package}",
@@ -1553,7 +1690,9 @@ async fn upload_through_the_api_into_garage_verifies_with_openssl() {
     assert!(!ok, "openssl must refuse a changed index: {out}");
 
     // The package clients download is the uploaded file.
-    let file = curl_get(&url("static/acme/alpine/edge/main/x86_64/gitea-test-1.4.1-r3.apk"));
+    let file = curl_get(&url(
+        "static/acme/alpine/edge/main/x86_64/gitea-test-1.4.1-r3.apk",
+    ));
     assert_eq!(file.status, 200);
     assert_eq!(file.body, apk);
 }
@@ -1575,7 +1714,10 @@ pub async fn serve_on_loopback(app: &TestApp) -> String {
 pub async fn run_cli(args: Vec<String>, env: Vec<(&'static str, String)>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_packages"));
-        command.args(&args).env_remove("PACKAGES_SERVER").env_remove("PACKAGES_TOKEN");
+        command
+            .args(&args)
+            .env_remove("PACKAGES_SERVER")
+            .env_remove("PACKAGES_TOKEN");
         for (name, value) in env {
             command.env(name, value);
         }
@@ -1596,12 +1738,23 @@ async fn cli_remote_upload_and_check() {
     let token = app.token("acme/alpine/edge", false).await;
     let fixture = apk_fixture("gitea-test-1.4.1-r3.apk");
     let fixture = fixture.to_str().unwrap();
-    let remote = vec![("PACKAGES_SERVER", server.clone()), ("PACKAGES_TOKEN", token.clone())];
+    let remote = vec![
+        ("PACKAGES_SERVER", server.clone()),
+        ("PACKAGES_TOKEN", token.clone()),
+    ];
 
     // Not yet published: exit status 1, one line.
     let check = run_cli(
         strings(&[
-            "check", "--file", fixture, "--org", "acme", "--version", "edge", "--repo", "main",
+            "check",
+            "--file",
+            fixture,
+            "--org",
+            "acme",
+            "--version",
+            "edge",
+            "--repo",
+            "main",
         ]),
         remote.clone(),
     )
@@ -1614,7 +1767,14 @@ async fn cli_remote_upload_and_check() {
 
     let upload = run_cli(
         strings(&[
-            "upload", "--org", "acme", "--version", "edge", "--repo", "main", fixture,
+            "upload",
+            "--org",
+            "acme",
+            "--version",
+            "edge",
+            "--repo",
+            "main",
+            fixture,
         ]),
         remote.clone(),
     )
@@ -1663,7 +1823,15 @@ async fn cli_remote_upload_and_check() {
     for what in [["--file", fixture], ["--apkbuild", apkbuild]] {
         let check = run_cli(
             strings(&[
-                "check", what[0], what[1], "--org", "acme", "--version", "edge", "--repo", "main",
+                "check",
+                what[0],
+                what[1],
+                "--org",
+                "acme",
+                "--version",
+                "edge",
+                "--repo",
+                "main",
             ]),
             remote.clone(),
         )
@@ -1674,22 +1842,50 @@ async fn cli_remote_upload_and_check() {
             "published: gitea-test-1.4.1-r3.apk in acme/alpine/edge/main/x86_64\n"
         );
     }
-    let store = app.stores.public().local_root().unwrap().to_str().unwrap().to_owned();
+    let store = app
+        .stores
+        .public()
+        .local_root()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let check = run_cli(
         strings(&[
-            "--storage", &store, "check", "--apkbuild", apkbuild, "--org", "acme", "--version",
-            "edge", "--repo", "main",
+            "--storage",
+            &store,
+            "check",
+            "--apkbuild",
+            apkbuild,
+            "--org",
+            "acme",
+            "--version",
+            "edge",
+            "--repo",
+            "main",
         ]),
         vec![],
     )
     .await;
     assert_eq!(check.status.code(), Some(0), "{check:?}");
-    std::fs::write(dir.path().join("APKBUILD"), "pkgname=gitea-test\npkgver=1.4.2\npkgrel=0\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("APKBUILD"),
+        "pkgname=gitea-test\npkgver=1.4.2\npkgrel=0\n",
+    )
+    .unwrap();
     let check = run_cli(
         strings(&[
-            "--storage", &store, "check", "--apkbuild", apkbuild, "--org", "acme", "--version",
-            "edge", "--repo", "main",
+            "--storage",
+            &store,
+            "check",
+            "--apkbuild",
+            apkbuild,
+            "--org",
+            "acme",
+            "--version",
+            "edge",
+            "--repo",
+            "main",
         ]),
         vec![],
     )
@@ -1703,13 +1899,152 @@ async fn cli_remote_upload_and_check() {
     // Out of scope: the server's message, and a failure.
     let denied = run_cli(
         strings(&[
-            "upload", "--org", "acme", "--version", "v3.20", "--repo", "main", fixture,
+            "upload",
+            "--org",
+            "acme",
+            "--version",
+            "v3.20",
+            "--repo",
+            "main",
+            fixture,
         ]),
         remote.clone(),
     )
     .await;
     assert!(!denied.status.success());
     let stderr = String::from_utf8_lossy(&denied.stderr);
-    assert!(stderr.contains("403") && stderr.contains("may not publish"), "{stderr}");
+    assert!(
+        stderr.contains("403") && stderr.contains("may not publish"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(&token), "the token must not be printed");
+}
+
+// ---- uploads stream to disk --------------------------------------------------------------
+
+/// An upload larger than the JSON body limit goes through with the default limits.
+#[tokio::test]
+async fn uploads_are_not_held_to_the_json_limit() {
+    let app = TestApp::new().await;
+    let apk = ApkBuilder::new("big", "1.0-r0", "x86_64")
+        .file("usr/share/big", &crate::support::noise(600 << 10, 7))
+        .build();
+    assert!(apk.len() > 512 << 10);
+    app.post_form(
+        &format!("{V1_REPO}/packages"),
+        Some(&app.admin),
+        &[Part::File("package", "big-1.0-r0.apk", &apk)],
+    )
+    .await
+    .expect(201);
+}
+
+/// `VmRSS` or `VmHWM` of this process, in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field}"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number of kB");
+    kib << 10
+}
+
+const RSS_CHILD: &str = "PACKAGES_TEST_UPLOAD_RSS_CHILD";
+
+/// A 1 GiB upload is streamed to a temporary file: the process's peak RSS
+/// grows by less than 64 MiB. Runs in a child process of this test binary so
+/// that no other test's memory counts.
+#[tokio::test]
+async fn a_1_gib_upload_streams_to_disk() {
+    if std::env::var_os(RSS_CHILD).is_some() {
+        return upload_1_gib_and_report_peak().await;
+    }
+    if !Path::new("/proc/self/clear_refs").exists() {
+        eprintln!("skipped: no /proc/self/clear_refs to reset the peak RSS");
+        return;
+    }
+    let out = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "api::a_1_gib_upload_streams_to_disk",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(RSS_CHILD, "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let growth: u64 = stdout
+        .lines()
+        .find_map(|l| Some(l.split_once("peak-rss-growth-bytes=")?.1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no report from the child: {stdout}"));
+    eprintln!("a 1 GiB upload raised the peak RSS by {} KiB", growth >> 10);
+    assert!(
+        growth < 64 << 20,
+        "a 1 GiB upload raised the peak RSS by {} MiB",
+        growth >> 20
+    );
+}
+
+async fn upload_1_gib_and_report_peak() {
+    const SIZE: usize = 1 << 30;
+    const CHUNK: usize = 256 << 10;
+    let upload_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::with_config(ApiConfig {
+        max_body: 2 << 30,
+        upload_dir: Some(upload_dir.path().to_owned()),
+        ..ApiConfig::default()
+    })
+    .await;
+    let head = Bytes::from(format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"huge-1.0-r0.apk\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ));
+    let tail = Bytes::from(format!("\r\n--{BOUNDARY}--\r\n"));
+    let length = head.len() + SIZE + tail.len();
+    let chunk = Bytes::from(vec![0x5a; CHUNK]);
+    let parts = std::iter::once(head)
+        .chain(std::iter::repeat_n(chunk, SIZE / CHUNK))
+        .chain(std::iter::once(tail))
+        .map(Ok::<_, std::io::Error>);
+    let request = TestApp::request(Method::POST, COMPAT_PKGS, Some(&app.admin))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header(header::CONTENT_LENGTH, length)
+        .body(Body::from_stream(futures::stream::iter(parts)))
+        .unwrap();
+    // Reset the peak to the current RSS, then upload.
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+    let baseline = proc_status_bytes("VmRSS:");
+    let response = app.send(request).await;
+    let peak = proc_status_bytes("VmHWM:");
+    // Received whole, then refused: it is not a package.
+    response.expect_error(422);
+    let left: Vec<_> = std::fs::read_dir(upload_dir.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the staged upload was not deleted: {left:?}"
+    );
+    let metrics = app.get("/metrics", None).await.text();
+    assert!(
+        metrics.contains(&format!("packages_upload_bytes_total {SIZE}")),
+        "{metrics}"
+    );
+    println!("peak-rss-growth-bytes={}", peak.saturating_sub(baseline));
 }

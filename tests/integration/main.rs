@@ -12,6 +12,7 @@ mod api;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod crash;
 mod serve;
 mod storage;
 mod tokens;

@@ -615,12 +615,16 @@ impl ParsedIndex {
             .find(|r| field(r, 'P').as_deref() == Some(name))
     }
 
-    /// Package names, in index order.
+    /// The package names, sorted (the index itself orders records by chunk,
+    /// then by name; apk does not care about the order).
     pub fn names(&self) -> Vec<String> {
-        self.records
+        let mut names: Vec<String> = self
+            .records
             .iter()
             .map(|r| field(r, 'P').expect("P: in every record"))
-            .collect()
+            .collect();
+        names.sort();
+        names
     }
 
     /// The apk key name the signature names.

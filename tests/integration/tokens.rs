@@ -106,24 +106,78 @@ enum Route {
 /// Expected statuses, in [`KINDS`] order.
 const MATRIX: &[(Route, [u16; 11])] = &[
     //                                         admin orgA orgB dist vers repo ro   exp  rev  mal  miss
-    (Route::CreateOrg, [201, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
-    (Route::DeleteOrg, [204, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
-    (Route::UploadV1("edge", "main"), [201, 201, 403, 201, 201, 201, 403, 401, 401, 401, 401]),
-    (Route::UploadV1("edge", "testing"), [201, 201, 403, 201, 201, 403, 403, 401, 401, 401, 401]),
-    (Route::UploadV1("v3.20", "main"), [201, 201, 403, 201, 403, 403, 403, 401, 401, 401, 401]),
-    (Route::UploadCompat("edge", "main"), [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401]),
-    (Route::UploadCompat("edge", "testing"), [200, 200, 403, 200, 200, 403, 403, 401, 401, 401, 401]),
-    (Route::UploadCompat("v3.20", "main"), [200, 200, 403, 200, 403, 403, 403, 401, 401, 401, 401]),
-    (Route::DeletePackage, [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401]),
-    (Route::ReindexV1, [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401]),
-    (Route::ReindexCompat, [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401]),
-    (Route::CreateRepoCompat, [201, 201, 403, 201, 201, 403, 403, 401, 401, 401, 401]),
-    (Route::PutRepo, [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401]),
-    (Route::AddArches, [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401]),
-    (Route::CreateKey, [201, 201, 403, 201, 201, 201, 403, 401, 401, 401, 401]),
-    (Route::CreateToken("repo"), [201, 201, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
-    (Route::CreateToken("admin"), [201, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
-    (Route::RevokeToken, [200, 200, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
+    (
+        Route::CreateOrg,
+        [201, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::DeleteOrg,
+        [204, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::UploadV1("edge", "main"),
+        [201, 201, 403, 201, 201, 201, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::UploadV1("edge", "testing"),
+        [201, 201, 403, 201, 201, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::UploadV1("v3.20", "main"),
+        [201, 201, 403, 201, 403, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::UploadCompat("edge", "main"),
+        [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::UploadCompat("edge", "testing"),
+        [200, 200, 403, 200, 200, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::UploadCompat("v3.20", "main"),
+        [200, 200, 403, 200, 403, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::DeletePackage,
+        [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::ReindexV1,
+        [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::ReindexCompat,
+        [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::CreateRepoCompat,
+        [201, 201, 403, 201, 201, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::PutRepo,
+        [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::AddArches,
+        [200, 200, 403, 200, 200, 200, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::CreateKey,
+        [201, 201, 403, 201, 201, 201, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::CreateToken("repo"),
+        [201, 201, 403, 403, 403, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::CreateToken("admin"),
+        [201, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401],
+    ),
+    (
+        Route::RevokeToken,
+        [200, 200, 403, 403, 403, 403, 403, 401, 401, 401, 401],
+    ),
 ];
 
 const REPO: &str = "/api/v1/orgs/acme/distros/alpine/versions/edge/repos/main";
@@ -203,16 +257,16 @@ async fn attempt(app: &TestApp, route: Route, n: usize, token: Option<&str>) -> 
             got
         }
         Route::ReindexV1 => {
+            app.call(Method::POST, &format!("{REPO}/arches/x86_64/index"), token)
+                .await
+        }
+        Route::ReindexCompat => {
             app.call(
                 Method::POST,
-                &format!("{REPO}/arches/x86_64/index"),
+                "/api/acme/alpine/edge/main/x86_64/index",
                 token,
             )
             .await
-        }
-        Route::ReindexCompat => {
-            app.call(Method::POST, "/api/acme/alpine/edge/main/x86_64/index", token)
-                .await
         }
         Route::CreateRepoCompat => {
             let name = format!("r{n}");
@@ -341,13 +395,34 @@ async fn reads_need_a_token_on_the_path() {
     let read = |uri: &'static str| uri;
     //                                          admin orgA orgB dist vers repo ro   exp  rev  mal  miss
     let cases: &[(&str, [u16; 11])] = &[
-        (read(REPO), [200, 200, 403, 200, 200, 200, 200, 401, 401, 401, 401]),
-        (read("/api/acme/alpine/edge/main/x86_64/pkgs"), [404, 404, 403, 404, 404, 404, 404, 401, 401, 401, 401]),
-        (read("/api/acme"), [200, 200, 403, 200, 200, 200, 200, 401, 401, 401, 401]),
-        (read("/api/v1/orgs/acme/distros/alpine/versions/v3.20/repos"), [404, 404, 403, 404, 403, 403, 404, 401, 401, 401, 401]),
-        (read("/api/v1/tokens?org=acme"), [200, 200, 403, 403, 403, 403, 200, 401, 401, 401, 401]),
-        (read("/api/v1/tokens"), [200, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
-        (read("/api/orgs"), [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        (
+            read(REPO),
+            [200, 200, 403, 200, 200, 200, 200, 401, 401, 401, 401],
+        ),
+        (
+            read("/api/acme/alpine/edge/main/x86_64/pkgs"),
+            [404, 404, 403, 404, 404, 404, 404, 401, 401, 401, 401],
+        ),
+        (
+            read("/api/acme"),
+            [200, 200, 403, 200, 200, 200, 200, 401, 401, 401, 401],
+        ),
+        (
+            read("/api/v1/orgs/acme/distros/alpine/versions/v3.20/repos"),
+            [404, 404, 403, 404, 403, 403, 404, 401, 401, 401, 401],
+        ),
+        (
+            read("/api/v1/tokens?org=acme"),
+            [200, 200, 403, 403, 403, 403, 200, 401, 401, 401, 401],
+        ),
+        (
+            read("/api/v1/tokens"),
+            [200, 403, 403, 403, 403, 403, 403, 401, 401, 401, 401],
+        ),
+        (
+            read("/api/orgs"),
+            [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
     ];
     let mut failures = Vec::new();
     for (uri, expected) in cases {
@@ -519,15 +594,30 @@ async fn cli_admin_init_and_token_commands() {
     assert!(init.status.success(), "{init:?}");
     let admin = stdout(&init).lines().last().unwrap().to_owned();
     assert!(admin.starts_with("pkgs_"), "{admin}");
-    assert_eq!(stdout(&init).lines().count(), 1, "the token alone on stdout");
+    assert_eq!(
+        stdout(&init).lines().count(),
+        1,
+        "the token alone on stdout"
+    );
     let again = cli(&["admin", "init"]).await;
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 
     assert!(cli(&["org", "create", "acme"]).await.status.success());
     let created = cli(&[
-        "token", "create", "--name", "ci", "--org", "acme", "--distro", "alpine", "--version",
-        "edge", "--read-only", "--expires", "90d",
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--org",
+        "acme",
+        "--distro",
+        "alpine",
+        "--version",
+        "edge",
+        "--read-only",
+        "--expires",
+        "90d",
     ])
     .await;
     assert!(created.status.success(), "{created:?}");
@@ -535,35 +625,76 @@ async fn cli_admin_init_and_token_commands() {
     let (level, _) = packages::tokens::parse(&token).unwrap();
     assert_eq!(level.to_string(), "acme/alpine/edge");
 
-    let json = cli(&["--json", "token", "create", "--name", "bot", "--org", "acme"]).await;
+    let json = cli(&[
+        "--json", "token", "create", "--name", "bot", "--org", "acme",
+    ])
+    .await;
     assert!(json.status.success(), "{json:?}");
     let body: Value = serde_json::from_slice(&json.stdout).unwrap();
     let bot = body["token"].as_str().unwrap().to_owned();
     assert_eq!(body["level"], "acme");
 
-    let listed = cli(&["--json", "token", "list", "--org", "acme", "--distro", "alpine", "--version", "edge"]).await;
+    let listed = cli(&[
+        "--json",
+        "token",
+        "list",
+        "--org",
+        "acme",
+        "--distro",
+        "alpine",
+        "--version",
+        "edge",
+    ])
+    .await;
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["name"], "ci");
     assert_eq!(listed[0]["read_only"], json!(true));
     let expires = listed[0]["expires"].as_u64().unwrap();
     assert!(expires.abs_diff(unix_now() + 90 * 86_400) < 60);
     let text = stdout(&cli(&["token", "list"]).await);
-    assert!(text.contains("\tadmin\tadmin\tread-write\tno expiry"), "{text}");
+    assert!(
+        text.contains("\tadmin\tadmin\tread-write\tno expiry"),
+        "{text}"
+    );
     assert!(!text.contains(&admin));
 
     // Revoke by id (with its level), and by plaintext.
     let id = listed[0]["id"].as_str().unwrap();
-    let revoked = cli(&["token", "revoke", id, "--org", "acme", "--distro", "alpine", "--version", "edge"]).await;
+    let revoked = cli(&[
+        "token",
+        "revoke",
+        id,
+        "--org",
+        "acme",
+        "--distro",
+        "alpine",
+        "--version",
+        "edge",
+    ])
+    .await;
     assert!(revoked.status.success(), "{revoked:?}");
     assert!(stdout(&revoked).contains("revoked token `ci`"));
     let wrong_level = cli(&["token", "revoke", id]).await;
     assert!(!wrong_level.status.success());
     assert!(cli(&["token", "revoke", &bot]).await.status.success());
     let empty = cli(&["--json", "token", "list", "--org", "acme"]).await;
-    assert_eq!(serde_json::from_slice::<Value>(&empty.stdout).unwrap(), json!([]));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&empty.stdout).unwrap(),
+        json!([])
+    );
 
     // Levels need their parents; `--version` without `--distro` is refused by clap.
-    let gap = cli(&["token", "create", "--name", "x", "--org", "acme", "--version", "edge"]).await;
+    let gap = cli(&[
+        "token",
+        "create",
+        "--name",
+        "x",
+        "--org",
+        "acme",
+        "--version",
+        "edge",
+    ])
+    .await;
     assert!(!gap.status.success());
     let nobody = cli(&["token", "create", "--name", "x", "--org", "nobody"]).await;
     assert!(!nobody.status.success());
@@ -594,7 +725,12 @@ async fn tokens_never_reach_the_logs() {
     let client = reqwest::Client::new();
     let mut up = false;
     for _ in 0..100 {
-        if client.get(format!("{base}/health/ping")).send().await.is_ok() {
+        if client
+            .get(format!("{base}/health/ping"))
+            .send()
+            .await
+            .is_ok()
+        {
             up = true;
             break;
         }
@@ -629,6 +765,9 @@ async fn tokens_never_reach_the_logs() {
     assert!(logged.contains("published"), "the server logged: {logged}");
     for secret in [&token, &bad, &app.admin] {
         let random = secret.rsplit('_').next().unwrap();
-        assert!(!logged.contains(random), "a token reached the log:\n{logged}");
+        assert!(
+            !logged.contains(random),
+            "a token reached the log:\n{logged}"
+        );
     }
 }

@@ -99,11 +99,18 @@ pub fn build_signed(description: &str, records: &[ApkRecord], key: &SigningKey) 
 /// ([`super::segmented`]), so an incremental update that re-compresses only
 /// one chunk gives exactly these bytes.
 pub fn build_unsigned(description: &str, records: &[ApkRecord]) -> Vec<u8> {
-    let mut chunks: std::collections::BTreeMap<u32, Vec<ApkRecord>> = std::collections::BTreeMap::new();
+    let mut chunks: std::collections::BTreeMap<u32, Vec<ApkRecord>> =
+        std::collections::BTreeMap::new();
     for record in records {
-        chunks.entry(chunk_of(&record.file_name())).or_default().push(record.clone());
+        chunks
+            .entry(chunk_of(&record.file_name()))
+            .or_default()
+            .push(record.clone());
     }
-    let segments: Vec<TextSegment> = chunks.values().map(|records| chunk_segment(records)).collect();
+    let segments: Vec<TextSegment> = chunks
+        .values()
+        .map(|records| chunk_segment(records))
+        .collect();
     assemble(description, &segments.iter().collect::<Vec<_>>())
 }
 
@@ -114,7 +121,10 @@ pub fn chunk_segment(records: &[ApkRecord]) -> TextSegment {
 
 /// The unsigned member from chunk segments in chunk order.
 pub fn assemble(description: &str, segments: &[&TextSegment]) -> Vec<u8> {
-    assemble_unsigned(truncate_at_char(description, MAX_DESCRIPTION_BYTES), segments)
+    assemble_unsigned(
+        truncate_at_char(description, MAX_DESCRIPTION_BYTES),
+        segments,
+    )
 }
 
 /// Signs an unsigned member: the signature member followed by it.

@@ -48,7 +48,11 @@ pub fn compress_segment(text: &[u8], last: bool) -> TextSegment {
     use flate2::{Compress, Compression, FlushCompress, Status};
     let mut compress = Compress::new(Compression::default(), false);
     let mut out = Vec::with_capacity(text.len() / 3 + 64);
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Full };
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Full
+    };
     loop {
         let consumed = usize::try_from(compress.total_in()).expect("fits in memory");
         if out.capacity() - out.len() < 1024 {
@@ -86,23 +90,34 @@ pub fn assemble_unsigned(description: &str, segments: &[&TextSegment]) -> Vec<u8
         description.as_bytes(),
         &[],
     );
-    head.extend_from_slice(&ustar::header(&HeaderSpec::file(b"APKINDEX", text_len, 0o644)));
+    head.extend_from_slice(&ustar::header(&HeaderSpec::file(
+        b"APKINDEX",
+        text_len,
+        0o644,
+    )));
     let head = compress_segment(&head, false);
 
     let padding = usize::try_from((512 - text_len % 512) % 512).expect("less than a block");
     let tail = compress_segment(&vec![0u8; padding + 1024], true);
 
     let size: usize = segments.iter().map(|s| s.deflate.len()).sum();
-    let mut member = Vec::with_capacity(GZIP_HEADER.len() + head.deflate.len() + size + tail.deflate.len() + 8);
+    let mut member =
+        Vec::with_capacity(GZIP_HEADER.len() + head.deflate.len() + size + tail.deflate.len() + 8);
     member.extend_from_slice(&GZIP_HEADER);
     let mut crc = crc32fast::Hasher::new_with_initial_len(head.crc32, head.text_len);
     member.extend_from_slice(&head.deflate);
     for segment in segments {
         member.extend_from_slice(&segment.deflate);
-        crc.combine(&crc32fast::Hasher::new_with_initial_len(segment.crc32, segment.text_len));
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(
+            segment.crc32,
+            segment.text_len,
+        ));
     }
     member.extend_from_slice(&tail.deflate);
-    crc.combine(&crc32fast::Hasher::new_with_initial_len(tail.crc32, tail.text_len));
+    crc.combine(&crc32fast::Hasher::new_with_initial_len(
+        tail.crc32,
+        tail.text_len,
+    ));
     let total = head.text_len + text_len + tail.text_len;
     member.extend_from_slice(&crc.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32, by the gzip format.
@@ -119,7 +134,10 @@ mod tests {
     fn segments_concatenate_into_one_valid_member() {
         let a = "P:a\nV:1-r0\n\n".repeat(1000);
         let b = "P:b\nV:2-r0\n\n".repeat(3);
-        let segments = [compress_segment(a.as_bytes(), false), compress_segment(b.as_bytes(), false)];
+        let segments = [
+            compress_segment(a.as_bytes(), false),
+            compress_segment(b.as_bytes(), false),
+        ];
         let member = assemble_unsigned("desc", &segments.iter().collect::<Vec<_>>());
         // One member: a single-member decoder reads it all, and nothing follows.
         let mut decoder = flate2::read::GzDecoder::new(member.as_slice());
@@ -140,7 +158,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.gz");
         std::fs::write(&path, &member).unwrap();
-        let status = std::process::Command::new("gzip").arg("-t").arg(&path).status().unwrap();
+        let status = std::process::Command::new("gzip")
+            .arg("-t")
+            .arg(&path)
+            .status()
+            .unwrap();
         assert!(status.success(), "gzip -t rejects the assembled member");
     }
 
@@ -148,9 +170,15 @@ mod tests {
     fn empty_text_and_chunking_are_stable() {
         let member = assemble_unsigned("", &[]);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(member.as_slice()).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(member.as_slice())
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out.len(), 512 * 2 + 1024);
         assert_eq!(chunk_of("a-1.0-r0.apk"), chunk_of("a-1.0-r0.apk"));
-        assert!((0..200).map(|i| chunk_of(&format!("p{i}-1-r0.apk"))).all(|c| c < CHUNKS));
+        assert!(
+            (0..200)
+                .map(|i| chunk_of(&format!("p{i}-1-r0.apk")))
+                .all(|c| c < CHUNKS)
+        );
     }
 }
