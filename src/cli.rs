@@ -325,6 +325,12 @@ pub struct ServeArgs {
     /// Where uploads are staged while they arrive (default: the system's temporary directory)
     #[arg(long, env = "PACKAGES_UPLOAD_DIR")]
     pub upload_dir: Option<PathBuf>,
+    /// The public base URL clients use (bucket website or CDN): at start-up, refuse to run if the private tree is readable through it
+    #[arg(long, env = "PACKAGES_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How often to delete files of removed packages whose grace period is over, in seconds (0: never)
+    #[arg(long, env = "PACKAGES_GC_INTERVAL_SECS", default_value_t = 3600)]
+    pub gc_interval_secs: u64,
 }
 
 impl RepoArgs {
@@ -638,6 +644,36 @@ async fn doctor(stores: &Stores, public_url: Option<&str>, json: bool) -> Result
     }
     if !report.healthy() {
         bail!("the store is not ready for publishing (see above)");
+    }
+    Ok(())
+}
+
+/// What the service checks before it starts: the store answers, which
+/// guarantees hold, and (given the public URL) that the private tree is not public.
+async fn startup_check(stores: &Stores, public_url: Option<&str>) -> Result<()> {
+    let report = crate::doctor::diagnose(stores, public_url).await;
+    for r in [Some(&report.public), report.private.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(e) = &r.error {
+            bail!("{}: not usable: {e}", r.store);
+        }
+        tracing::info!(
+            store = %r.store,
+            conditional_writes = ?r.conditional_writes,
+            clock_skew_seconds = ?r.clock_skew_seconds,
+            "store checked"
+        );
+    }
+    for g in &report.guarantees {
+        tracing::info!("{g}");
+    }
+    if let Some(url) = &report.private_tree_exposed {
+        bail!(
+            "refusing to start: {url} serves the private tree: {}",
+            crate::doctor::EXPOSURE_FIX
+        );
     }
     Ok(())
 }
@@ -992,6 +1028,24 @@ async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<
 }
 
 async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
+    startup_check(&stores, args.public_url.as_deref()).await?;
+    if args.gc_interval_secs > 0 && !args.no_api {
+        let publisher = Publisher::new(stores.clone());
+        let every = Duration::from_secs(args.gc_interval_secs);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                match publisher.gc().await {
+                    Ok(deleted) if !deleted.is_empty() => {
+                        tracing::info!(deleted = deleted.len(), "garbage collected");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                }
+            }
+        });
+    }
     if args.no_api {
         eprintln!(
             "serving the public tree of {} on http://{}",

@@ -383,6 +383,33 @@ pub async fn read_state(
     Ok((state, etag))
 }
 
+/// The keys of the chunk objects the current state of `arch` names.
+pub async fn live_chunk_keys(
+    stores: &Stores,
+    arch: &RepoArch,
+) -> Result<std::collections::BTreeSet<String>, IndexError> {
+    let (manifest, _) = read_manifest(stores, arch).await?;
+    let mut live = std::collections::BTreeSet::new();
+    for (k, reference) in &manifest.chunks {
+        let name = chunk_name(*k, &reference.id);
+        live.insert(
+            Key::Chunk {
+                arch: arch.clone(),
+                name: name.clone(),
+            }
+            .path(),
+        );
+        live.insert(
+            Key::ChunkSegment {
+                arch: arch.clone(),
+                name,
+            }
+            .path(),
+        );
+    }
+    Ok(live)
+}
+
 /// Replaces every record of `arch` (for `rebuild`): writes all chunks and the manifest.
 pub async fn replace_records(
     stores: &Stores,

@@ -188,6 +188,7 @@ pub struct Publisher {
     stores: Stores,
     limits: ApkLimits,
     delete_grace: Duration,
+    orphan_grace: Duration,
 }
 
 fn unix_now() -> u64 {
@@ -204,6 +205,7 @@ impl Publisher {
             stores,
             limits: ApkLimits::default(),
             delete_grace: DEFAULT_DELETE_GRACE,
+            orphan_grace: index::PENDING_GRACE,
         }
     }
 
@@ -216,6 +218,14 @@ impl Publisher {
     /// Sets how long removed files stay downloadable.
     pub fn with_delete_grace(mut self, grace: Duration) -> Self {
         self.delete_grace = grace;
+        self
+    }
+
+    /// Sets how old an unreferenced record chunk must be before `gc` deletes
+    /// it (default [`index::PENDING_GRACE`]; shorter only in tests, where no
+    /// other writer runs).
+    pub fn with_orphan_grace(mut self, grace: Duration) -> Self {
+        self.orphan_grace = grace;
         self
     }
 
@@ -745,15 +755,18 @@ impl Publisher {
         }
     }
 
-    /// Deletes files of removed packages whose grace period is over; returns their keys.
+    /// Deletes files of removed packages whose grace period is over, and
+    /// record chunks no longer named by their repo arch's state (after the
+    /// same grace a pending change gets); returns the deleted keys.
     pub async fn gc(&self) -> Result<Vec<String>, PublishError> {
         let mut deleted = Vec::new();
         let now = unix_now();
-        for object in self
+        let private = self
             .stores
             .list(Tree::Private, crate::repo::CONFIG_PREFIX)
-            .await?
-        {
+            .await?;
+        deleted.extend(self.gc_chunks(&private).await?);
+        for object in private {
             let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
                 continue;
             };
@@ -778,6 +791,36 @@ impl Publisher {
                 deleted.push(package.path());
             }
             self.stores.private().delete(&object.key).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes chunk objects that no state names any more and that are older
+    /// than [`index::PENDING_GRACE`] (a writer may have stored a chunk it has
+    /// not yet named in the state).
+    async fn gc_chunks(
+        &self,
+        private: &[crate::storage::ObjectMeta],
+    ) -> Result<Vec<String>, PublishError> {
+        let mut by_arch: BTreeMap<RepoArch, Vec<&crate::storage::ObjectMeta>> = BTreeMap::new();
+        for object in private {
+            if let Some(arch) = Key::parse_chunk(&object.key) {
+                by_arch.entry(arch).or_default().push(object);
+            }
+        }
+        let cutoff = SystemTime::now()
+            .checked_sub(self.orphan_grace)
+            .unwrap_or(UNIX_EPOCH);
+        let mut deleted = Vec::new();
+        for (arch, objects) in by_arch {
+            let live = index::live_chunk_keys(&self.stores, &arch).await?;
+            for object in objects {
+                let old = object.last_modified.is_some_and(|t| t <= cutoff);
+                if old && !live.contains(&object.key) {
+                    self.stores.private().delete(&object.key).await?;
+                    deleted.push(object.key.clone());
+                }
+            }
         }
         Ok(deleted)
     }

@@ -507,6 +507,31 @@ impl Key {
         }
     }
 
+    /// The repo arch of a [`Key::Chunk`] or [`Key::ChunkSegment`] path, if `path` is one.
+    pub fn parse_chunk(path: &str) -> Option<RepoArch> {
+        let rest = path.strip_prefix(CONFIG_PREFIX)?;
+        let (arch_path, name) = rest.split_once("/chunks/")?;
+        let parts: Vec<&str> = arch_path.split('/').collect();
+        let [org, distro, version, repo, arch] = parts.as_slice() else {
+            return None;
+        };
+        let repo = RepoId::parse(org, distro, version, repo).ok()?;
+        let arch = repo.arch(Arch::parse(arch).ok()?);
+        let stem = name
+            .strip_suffix(".json")
+            .or_else(|| name.strip_suffix(".deflate"))?;
+        let name = Segment::parse("chunk", stem).ok()?;
+        let key = Key::Chunk {
+            arch: arch.clone(),
+            name: name.clone(),
+        };
+        let segment = Key::ChunkSegment {
+            arch: arch.clone(),
+            name,
+        };
+        (key.path() == path || segment.path() == path).then_some(arch)
+    }
+
     /// The repo arch and file name of a [`Key::Tombstone`] path, if `path` is one.
     pub fn parse_tombstone(path: &str) -> Option<(RepoArch, Segment)> {
         let rest = path.strip_prefix(CONFIG_PREFIX)?;

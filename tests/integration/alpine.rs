@@ -721,3 +721,75 @@ async fn reindex_with_nothing_new_writes_nothing(ctx: Ctx) {
     }
     assert_eq!(t.index_bytes("x86_64").await, index);
 }
+
+/// `gc` deletes record chunks no state names any more, never a live one, and
+/// the index renders the same from what is left.
+async fn gc_deletes_only_orphaned_chunks(ctx: Ctx) {
+    let t = setup_repo(ctx.shared().await).await;
+    t.publish_fixtures().await;
+    let prefix = format!("config/{ORG}/alpine/{VERSION}/{REPO}/x86_64/chunks/");
+    let chunks = |t: &crate::support::TestRepo| {
+        let stores = t.stores.clone();
+        let prefix = prefix.clone();
+        async move {
+            stores
+                .private()
+                .list(&prefix)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect::<std::collections::BTreeSet<_>>()
+        }
+    };
+    let before_remove = chunks(&t).await;
+    t.publisher
+        .remove(&t.repo, None, "package-y")
+        .await
+        .expect("remove");
+    let after_remove = chunks(&t).await;
+    assert!(
+        after_remove.len() >= before_remove.len(),
+        "old chunks stay until gc"
+    );
+    let index = t.index_bytes("x86_64").await.unwrap();
+
+    // With the default grace nothing this fresh is deleted.
+    let deleted = t.publisher.gc().await.expect("gc");
+    assert!(
+        deleted.iter().all(|k| !k.contains("/chunks/")),
+        "{deleted:?}"
+    );
+
+    // With no grace, exactly the chunks the state no longer names go.
+    let publisher = t
+        .publisher
+        .clone()
+        .with_orphan_grace(std::time::Duration::ZERO);
+    let deleted = publisher.gc().await.expect("gc");
+    let deleted_chunks: std::collections::BTreeSet<String> = deleted
+        .into_iter()
+        .filter(|k| k.contains("/chunks/"))
+        .collect();
+    assert!(
+        !deleted_chunks.is_empty(),
+        "the chunk that held package-y is orphaned"
+    );
+    let left = chunks(&t).await;
+    assert!(deleted_chunks.iter().all(|k| !left.contains(k)));
+    // Every chunk left is live: a repair renders the same index from them.
+    let arch = t.repo.arch(Arch::parse("x86_64").unwrap());
+    packages::index::repair(&t.stores, &arch)
+        .await
+        .expect("repair");
+    assert_eq!(t.index_bytes("x86_64").await.unwrap(), index);
+    assert!(
+        packages::index::check(&t.stores, &arch)
+            .await
+            .expect("check")
+            .is_empty(),
+        "index check after gc"
+    );
+}
+
+all_backends!(gc_deletes_only_orphaned_chunks);
