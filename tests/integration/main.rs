@@ -13,6 +13,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod crash;
+mod doctor;
 mod serve;
 mod storage;
 mod tokens;
