@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::formats::apk::ApkRecord;
-use crate::formats::apk::index::{assemble, build_signed, chunk_segment, sign_unsigned};
+use crate::formats::apk::index::{assemble_with_spans, build_signed, chunk_segment, sign_unsigned};
 use crate::formats::apk::segmented::{TextSegment, chunk_of};
 use crate::keys::{self, KeyError};
 use crate::repo::{Key, RepoArch, Segment, Tree};
@@ -193,6 +193,16 @@ pub struct ChunkRef {
     pub crc32: u32,
     /// Length of that text.
     pub text_len: u64,
+}
+
+/// Where one chunk's segment sits in the published index's unsigned member,
+/// so the next publish copies it instead of fetching it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SegmentSpan {
+    chunk: u32,
+    id: String,
+    offset: u64,
+    len: u64,
 }
 
 impl Manifest {
@@ -464,6 +474,9 @@ struct IndexMarker {
     index_etag: String,
     #[serde(default)]
     complete: bool,
+    /// The layout of the index `index_etag` names (complete markers only).
+    #[serde(default)]
+    layout: Vec<SegmentSpan>,
 }
 
 /// What [`publish_index`] achieved.
@@ -621,7 +634,20 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
             }
         }
         clean_pending(stores, &touched, &pending, conditional).await?;
-        // Stable when no change arrived that this round did not apply, and
+        // With conditional writes the published index shows this round's
+        // manifest or a newer one, and every later manifest keeps what this
+        // one holds: every change pending at the call is published. Changes
+        // that arrived since are their writers' to wait for.
+        if conditional {
+            return Ok(Reindexed {
+                generation: manifest.generation,
+                packages: manifest.packages(),
+                wrote_index,
+            });
+        }
+        // Without conditional writes a writer that read an older state may
+        // have replaced ours: stable only when no change arrived that this
+        // round did not apply, and
         // nobody replaced the state meanwhile (on stores without conditional
         // writes that replacement may have dropped changes: loop to re-merge).
         let applied: std::collections::BTreeSet<&str> =
@@ -704,6 +730,7 @@ async fn publish_index(
         state_digest: digest.clone(),
         index_etag: base_etag.clone().unwrap_or_default(),
         complete: false,
+        layout: Vec::new(),
     };
     let claimed = match put_marker(claim, marker_etag).await {
         Ok(meta) => meta,
@@ -714,27 +741,70 @@ async fn publish_index(
     };
 
     let key = keys::signing_key_for(stores, &arch.repo).await?;
-    let jobs: Vec<(u32, ChunkRef)> = manifest
+    // Unchanged chunks' segments come from the published index when the
+    // marker describes it; others from their objects.
+    let previous = if shown && !marker.layout.is_empty() {
+        previous_unsigned(stores, &index_key, &marker.index_etag).await?
+    } else {
+        None
+    };
+    let copied = |k: u32, reference: &ChunkRef| -> Option<TextSegment> {
+        let unsigned = previous.as_ref()?;
+        let span = marker
+            .layout
+            .iter()
+            .find(|s| s.chunk == k && s.id == reference.id)?;
+        let start = usize::try_from(span.offset).ok()?;
+        let end = start.checked_add(usize::try_from(span.len).ok()?)?;
+        Some(TextSegment {
+            deflate: unsigned.get(start..end)?.to_vec(),
+            crc32: reference.crc32,
+            text_len: reference.text_len,
+        })
+    };
+    let mut segments: Vec<Option<TextSegment>> = manifest
         .chunks
         .iter()
-        .map(|(k, r)| (*k, r.clone()))
+        .map(|(k, reference)| fresh.get(k).cloned().or_else(|| copied(*k, reference)))
         .collect();
-    let segments: Vec<TextSegment> = futures::stream::iter(jobs)
-        .map(|(k, reference)| async move {
-            match fresh.get(&k) {
-                Some(segment) => Ok(segment.clone()),
-                None => load_segment(stores, arch, k, &reference).await,
-            }
+    let missing: Vec<(usize, u32, ChunkRef)> = manifest
+        .chunks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| segments[*i].is_none())
+        .map(|(i, (k, r))| (i, *k, r.clone()))
+        .collect();
+    let loaded: Vec<(usize, TextSegment)> = futures::stream::iter(missing)
+        .map(|(i, k, reference)| async move {
+            Ok::<_, IndexError>((i, load_segment(stores, arch, k, &reference).await?))
         })
         .buffered(16)
         .try_collect()
         .await?;
+    for (i, segment) in loaded {
+        segments[i] = Some(segment);
+    }
+    let segments: Vec<TextSegment> = segments.into_iter().flatten().collect();
+    let ids: Vec<(u32, String)> = manifest
+        .chunks
+        .iter()
+        .map(|(k, r)| (*k, r.id.clone()))
+        .collect();
     let description = description(arch);
-    let bytes = tokio::task::spawn_blocking(move || {
-        sign_unsigned(
-            assemble(&description, &segments.iter().collect::<Vec<_>>()),
-            &key,
-        )
+    let (bytes, layout) = tokio::task::spawn_blocking(move || {
+        let (unsigned, spans) =
+            assemble_with_spans(&description, &segments.iter().collect::<Vec<_>>());
+        let layout: Vec<SegmentSpan> = ids
+            .into_iter()
+            .zip(spans)
+            .map(|((chunk, id), (offset, len))| SegmentSpan {
+                chunk,
+                id,
+                offset,
+                len,
+            })
+            .collect();
+        (sign_unsigned(unsigned, &key), layout)
     })
     .await
     .map_err(|e| StorageError::backend("render index", "", e))?;
@@ -755,6 +825,7 @@ async fn publish_index(
         state_digest: digest,
         index_etag: written.etag,
         complete: true,
+        layout,
     };
     match put_marker(done, Some(claimed.etag)).await {
         Ok(_) => Ok(Publication::Wrote),
@@ -764,6 +835,21 @@ async fn publish_index(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The unsigned member of the published index, if it still has `etag`.
+async fn previous_unsigned(
+    stores: &Stores,
+    index_key: &Key,
+    etag: &str,
+) -> Result<Option<Vec<u8>>, IndexError> {
+    let Some((bytes, meta)) = stores.get_bytes_opt(index_key).await? else {
+        return Ok(None);
+    };
+    if meta.etag != etag {
+        return Ok(None);
+    }
+    Ok(crate::formats::apk::index::split_signed(&bytes).map(|(_, _, unsigned)| unsigned))
 }
 
 /// Removes pending changes that are done. With conditional writes that is

@@ -3,10 +3,15 @@
 //! and into several repos and arches, on every backend. Every package a
 //! process reported as published must be in the final signed index (checked
 //! with `openssl` and an independent parser), exactly once.
+//!
+//! The `three_instances_*` tests add the service: three `packages serve`
+//! processes on the same store, with `packages upload --server` clients spread
+//! over them, racing the direct-to-store CLI processes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use packages::formats::apk::builder::ApkBuilder;
 use packages::repo::{Arch, Key, RepoId};
@@ -69,17 +74,57 @@ struct Job {
     version: String,
     repo: String,
     files: Vec<PathBuf>,
+    /// `Some((url, token))`: through a service instance (`upload --server`);
+    /// `None`: straight to the store.
+    server: Option<(String, String)>,
+}
+
+/// A `packages` command that talks to a server only: no store, no credentials.
+fn remote_cli(url: &str, token: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_packages"));
+    for var in [
+        "PACKAGES_STORAGE",
+        "PACKAGES_CONFIG_STORAGE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    // Remote mode never opens a store; should it ever, it finds nothing here.
+    cmd.arg("--storage")
+        .arg(std::env::temp_dir().join("packages-remote-mode-opens-no-store"))
+        .args(["upload", "--server", url, "--token", token])
+        .env("RUST_LOG", "warn");
+    cmd
 }
 
 /// Runs the jobs as concurrent CLI processes; returns `(repo, file name)` of
 /// every package a process acknowledged (a line ending in `-> ORG/...`).
 fn run_jobs(ctx: &Ctx, place: &Place, jobs: Vec<Job>) -> BTreeSet<(String, String)> {
+    let (acked, failures) = try_jobs(ctx, place, jobs);
+    assert!(
+        failures.is_empty(),
+        "some uploads failed:\n{}",
+        failures.join("\n")
+    );
+    acked
+}
+
+/// [`run_jobs`], returning the failed processes' messages instead of panicking.
+fn try_jobs(ctx: &Ctx, place: &Place, jobs: Vec<Job>) -> (BTreeSet<(String, String)>, Vec<String>) {
     let children: Vec<_> = jobs
         .into_iter()
         .map(|job| {
-            let mut cmd = cli(ctx, place);
+            let mut cmd = match &job.server {
+                Some((url, token)) => remote_cli(url, token),
+                None => {
+                    let mut cmd = cli(ctx, place);
+                    cmd.arg("upload");
+                    cmd
+                }
+            };
             cmd.args([
-                "upload",
                 "--org",
                 ORG,
                 "--version",
@@ -94,15 +139,21 @@ fn run_jobs(ctx: &Ctx, place: &Place, jobs: Vec<Job>) -> BTreeSet<(String, Strin
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn packages");
-            (job.version, job.repo, child)
+            let via = job
+                .server
+                .map_or_else(|| "store".to_owned(), |(url, _)| url);
+            (job.version, job.repo, via, child)
         })
         .collect();
     let mut acked = BTreeSet::new();
     let mut failures = Vec::new();
-    for (version, repo, child) in children {
+    for (version, repo, via, child) in children {
         let out = child.wait_with_output().expect("wait for packages");
         if !out.status.success() {
-            failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            failures.push(format!(
+                "[{version}/{repo} via {via}] {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
         let published: Vec<serde_json::Value> =
@@ -118,12 +169,7 @@ fn run_jobs(ctx: &Ctx, place: &Place, jobs: Vec<Job>) -> BTreeSet<(String, Strin
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "some uploads failed:\n{}",
-        failures.join("\n")
-    );
-    acked
+    (acked, failures)
 }
 
 /// Reads and checks the signed index of each repo arch: signature verified by
@@ -218,6 +264,7 @@ async fn one_repo_arch(ctx: Ctx) {
                 version: crate::support::VERSION.to_owned(),
                 repo: crate::support::REPO.to_owned(),
                 files: chunk.to_vec(),
+                server: None,
             })
             .collect();
         let acked = run_jobs(&ctx, &place, jobs);
@@ -249,6 +296,7 @@ async fn many_repos_and_arches(ctx: Ctx) {
                 version: crate::support::VERSION.to_owned(),
                 repo: repo.to_owned(),
                 files: chunk.to_vec(),
+                server: None,
             });
         }
     }
@@ -259,4 +307,308 @@ async fn many_repos_and_arches(ctx: Ctx) {
     assert_all_present(&acked, &listed);
 }
 
+// ---- through three service instances ----------------------------------------
+
+/// Service instances (`packages serve`) started per round.
+const INSTANCES: usize = 3;
+/// Of the concurrent upload processes, how many go through the instances
+/// (spread evenly over them); the rest write to the store directly.
+const REMOTE_PROCESSES: usize = 6;
+/// How long an instance may take to answer `/health/ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `packages serve` processes on one store; killed (and reaped) on drop, so
+/// a failing test leaves no process behind.
+struct Instances {
+    children: Vec<Child>,
+    /// `http://127.0.0.1:PORT` of each instance.
+    urls: Vec<String>,
+    /// Each instance's stderr.
+    logs: Vec<PathBuf>,
+}
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port nothing listens on right now (an instance that loses it to another
+/// process exits at once and is started again on another port).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+impl Instances {
+    /// Starts `n` instances on `place` and waits until each answers `/health/ready`.
+    async fn start(ctx: &Ctx, place: &Place, n: usize) -> Self {
+        let dir = ctx.temp_dir();
+        let mut instances = Instances {
+            children: Vec::new(),
+            urls: Vec::new(),
+            logs: (0..n).map(|i| dir.join(format!("serve-{i}.log"))).collect(),
+        };
+        for i in 0..n {
+            let (child, url) = spawn_instance(ctx, place, &instances.logs[i]);
+            instances.children.push(child);
+            instances.urls.push(url);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        for i in 0..n {
+            let mut restarts = 0;
+            let deadline = Instant::now() + READY_TIMEOUT;
+            loop {
+                let ready = client
+                    .get(format!("{}/health/ready", instances.urls[i]))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+                if let Some(status) = instances.children[i].try_wait().expect("try_wait") {
+                    // Most likely the port was taken meanwhile: try another one.
+                    restarts += 1;
+                    assert!(
+                        restarts <= 3,
+                        "instance {i} exited ({status}):\n{}",
+                        instances.log(i)
+                    );
+                    let (child, url) = spawn_instance(ctx, place, &instances.logs[i]);
+                    instances.children[i] = child;
+                    instances.urls[i] = url;
+                    continue;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "instance {i} not ready after {READY_TIMEOUT:?}:\n{}",
+                    instances.log(i)
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        instances
+    }
+
+    /// The stderr of instance `i`.
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.logs[i]).unwrap_or_default()
+    }
+
+    /// Every instance's stderr, for failure messages.
+    fn all_logs(&self) -> String {
+        (0..self.logs.len())
+            .map(|i| format!("--- instance {i} ({}):\n{}", self.urls[i], self.log(i)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Asserts that no instance has exited.
+    fn assert_running(&mut self) {
+        for i in 0..self.children.len() {
+            let exited = self.children[i].try_wait().expect("try_wait");
+            assert!(
+                exited.is_none(),
+                "instance {i} exited during the run ({}):\n{}",
+                exited.unwrap(),
+                self.log(i)
+            );
+        }
+    }
+}
+
+/// Spawns `packages serve` on a free port, stderr to `log`.
+fn spawn_instance(ctx: &Ctx, place: &Place, log: &Path) -> (Child, String) {
+    let port = free_port();
+    let log = std::fs::File::create(log).expect("create instance log");
+    let child = cli(ctx, place)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn packages serve");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// The first admin token of the store (`packages admin init`).
+fn admin_token(ctx: &Ctx, place: &Place) -> String {
+    let out = cli(ctx, place)
+        .args(["admin", "init"])
+        .output()
+        .expect("run packages admin init");
+    assert!(
+        out.status.success(),
+        "admin init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(token.starts_with("pkgs_"), "admin init printed {token:?}");
+    token
+}
+
+/// A fresh store with the org and its key, [`INSTANCES`] instances serving
+/// it, and an admin token.
+async fn serviced_store(ctx: &Ctx) -> (crate::support::TestRepo, Place, Instances, String) {
+    let (storage, place) = ctx.open(crate::support::Bucket::Main).await;
+    let t = setup_repo(packages::stores::Stores::shared(storage)).await;
+    let instances = Instances::start(ctx, &place, INSTANCES).await;
+    let token = admin_token(ctx, &place);
+    (t, place, instances, token)
+}
+
+/// Jobs for `(version, repo, files)` groups: the `n`-th job overall goes
+/// through an instance while fewer than [`REMOTE_PROCESSES`] have (spread
+/// round-robin over them), every other one straight to the store.
+fn mixed_jobs(
+    groups: Vec<(String, String, Vec<Vec<PathBuf>>)>,
+    instances: &Instances,
+    token: &str,
+) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut remote = 0;
+    for (version, repo, chunks) in groups {
+        for files in chunks {
+            let server = (jobs.len() % 2 == 0 && remote < REMOTE_PROCESSES).then(|| {
+                let url = instances.urls[remote % instances.urls.len()].clone();
+                remote += 1;
+                (url, token.to_owned())
+            });
+            jobs.push(Job {
+                version: version.clone(),
+                repo: repo.clone(),
+                files,
+                server,
+            });
+        }
+    }
+    assert_eq!(remote, REMOTE_PROCESSES, "every instance gets uploads");
+    jobs
+}
+
+/// Runs the jobs and checks the indexes; on any failure, shows the instances' logs.
+async fn run_and_verify(
+    ctx: &Ctx,
+    place: &Place,
+    t: &crate::support::TestRepo,
+    instances: &mut Instances,
+    jobs: Vec<Job>,
+    expected: usize,
+) -> BTreeSet<(String, String)> {
+    let (acked, failures) = try_jobs(ctx, place, jobs);
+    assert!(
+        failures.is_empty(),
+        "some uploads failed:\n{}\n{}",
+        failures.join("\n"),
+        instances.all_logs()
+    );
+    instances.assert_running();
+    assert_eq!(acked.len(), expected, "every upload acknowledged");
+    let repo_arches = acked.iter().map(|(ra, _)| ra.clone()).collect();
+    let listed = published(&repo_arches, t).await;
+    assert_all_present(&acked, &listed);
+    acked
+}
+
+/// ≥ 200 packages into one repo arch at once: upload processes spread over
+/// three service instances (separate OS processes on one store), racing
+/// direct-to-store CLI processes.
+async fn three_instances_and_cli(ctx: Ctx) {
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        let (t, place, mut instances, token) = serviced_store(&ctx).await;
+        let dir = ctx.temp_dir();
+        let files = make_packages(&dir, &format!("s{round}"), "x86_64", PACKAGES);
+        let chunks = files
+            .chunks(PACKAGES.div_ceil(PROCESSES))
+            .map(<[PathBuf]>::to_vec)
+            .collect();
+        let groups = vec![(
+            crate::support::VERSION.to_owned(),
+            crate::support::REPO.to_owned(),
+            chunks,
+        )];
+        let jobs = mixed_jobs(groups, &instances, &token);
+        run_and_verify(&ctx, &place, &t, &mut instances, jobs, PACKAGES).await;
+        drop(instances);
+        eprintln!(
+            "three_instances_and_cli round {round}: {PACKAGES} packages in {:.1?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// The same, spread over several versions, repos and arches at once (arches
+/// of one repo first appear concurrently, through instances and the CLI).
+async fn three_instances_many_repos(ctx: Ctx) {
+    const TARGETS: [(&str, &str, &str); 5] = [
+        ("v3.20", "main", "x86_64"),
+        ("v3.20", "main", "aarch64"),
+        ("v3.20", "community", "x86_64"),
+        ("v3.20", "community", "armv7"),
+        ("edge", "testing", "x86_64"),
+    ];
+    let per_target = PACKAGES / TARGETS.len();
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        let (t, place, mut instances, token) = serviced_store(&ctx).await;
+        let dir = ctx.temp_dir();
+        let groups = TARGETS
+            .iter()
+            .enumerate()
+            .map(|(n, (version, repo, arch))| {
+                let files = make_packages(&dir, &format!("s{round}m{n}"), arch, per_target);
+                let chunks = files
+                    .chunks(per_target.div_ceil(3))
+                    .map(<[PathBuf]>::to_vec)
+                    .collect();
+                ((*version).to_owned(), (*repo).to_owned(), chunks)
+            })
+            .collect();
+        let jobs = mixed_jobs(groups, &instances, &token);
+        let total = per_target * TARGETS.len();
+        run_and_verify(&ctx, &place, &t, &mut instances, jobs, total).await;
+        // Each repo lists every arch it got packages in (these arches were
+        // added to the repo's settings by racing first uploads).
+        for (version, repo, _) in TARGETS {
+            let id = RepoId::parse(ORG, "alpine", version, repo).unwrap();
+            let mut have: Vec<String> = t
+                .publisher
+                .arches(&id)
+                .await
+                .expect("repo arches")
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            have.sort();
+            let mut want: Vec<String> = TARGETS
+                .iter()
+                .filter(|(v, r, _)| *v == version && *r == repo)
+                .map(|(_, _, a)| (*a).to_owned())
+                .collect();
+            want.sort();
+            assert_eq!(have, want, "arches of {version}/{repo}");
+        }
+        drop(instances);
+        eprintln!(
+            "three_instances_many_repos round {round}: {total} packages in {:.1?}",
+            started.elapsed()
+        );
+    }
+}
+
 backend_tests!([local, garage, moto] one_repo_arch, many_repos_and_arches);
+backend_tests!([local, garage, moto] three_instances_and_cli, three_instances_many_repos);

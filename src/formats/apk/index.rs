@@ -13,7 +13,9 @@
 
 use super::ApkRecord;
 use super::gzip;
-use super::segmented::{TextSegment, assemble_unsigned, chunk_of, compress_segment};
+use super::segmented::{
+    TextSegment, assemble_unsigned, assemble_unsigned_with_spans, chunk_of, compress_segment,
+};
 use super::ustar::{self, HeaderSpec};
 use crate::signing::SigningKey;
 
@@ -122,6 +124,17 @@ pub fn chunk_segment(records: &[ApkRecord]) -> TextSegment {
 /// The unsigned member from chunk segments in chunk order.
 pub fn assemble(description: &str, segments: &[&TextSegment]) -> Vec<u8> {
     assemble_unsigned(
+        truncate_at_char(description, MAX_DESCRIPTION_BYTES),
+        segments,
+    )
+}
+
+/// [`assemble`], also returning each segment's `(offset, length)` in the member.
+pub fn assemble_with_spans(
+    description: &str,
+    segments: &[&TextSegment],
+) -> (Vec<u8>, Vec<(u64, u64)>) {
+    assemble_unsigned_with_spans(
         truncate_at_char(description, MAX_DESCRIPTION_BYTES),
         segments,
     )

@@ -82,6 +82,15 @@ pub fn compress_segment(text: &[u8], last: bool) -> TextSegment {
 /// order): `DESCRIPTION` (already cut to size) and `APKINDEX`, whose text is
 /// the segments' texts one after another.
 pub fn assemble_unsigned(description: &str, segments: &[&TextSegment]) -> Vec<u8> {
+    assemble_unsigned_with_spans(description, segments).0
+}
+
+/// [`assemble_unsigned`], also returning where each segment's deflate bytes
+/// sit in the member (`(offset, length)`), so a later update can copy them.
+pub fn assemble_unsigned_with_spans(
+    description: &str,
+    segments: &[&TextSegment],
+) -> (Vec<u8>, Vec<(u64, u64)>) {
     let text_len: u64 = segments.iter().map(|s| s.text_len).sum();
     let mut head = Vec::with_capacity(2048);
     ustar::append_entry(
@@ -106,7 +115,9 @@ pub fn assemble_unsigned(description: &str, segments: &[&TextSegment]) -> Vec<u8
     member.extend_from_slice(&GZIP_HEADER);
     let mut crc = crc32fast::Hasher::new_with_initial_len(head.crc32, head.text_len);
     member.extend_from_slice(&head.deflate);
+    let mut spans = Vec::with_capacity(segments.len());
     for segment in segments {
+        spans.push((member.len() as u64, segment.deflate.len() as u64));
         member.extend_from_slice(&segment.deflate);
         crc.combine(&crc32fast::Hasher::new_with_initial_len(
             segment.crc32,
@@ -122,7 +133,7 @@ pub fn assemble_unsigned(description: &str, segments: &[&TextSegment]) -> Vec<u8
     member.extend_from_slice(&crc.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32, by the gzip format.
     member.extend_from_slice(&((total & 0xffff_ffff) as u32).to_le_bytes());
-    member
+    (member, spans)
 }
 
 #[cfg(test)]
