@@ -365,6 +365,23 @@ impl ScopeArgs {
     }
 }
 
+/// One line per arch a file was published into: the same in direct and remote mode.
+/// Each item is `(name, version, arch, unchanged)`.
+fn print_published<'a>(
+    display: &str,
+    repo: &RepoId,
+    published: impl IntoIterator<Item = (&'a str, &'a str, &'a str, bool)>,
+) {
+    for (name, version, arch, unchanged) in published {
+        let note = if unchanged {
+            " (already published)"
+        } else {
+            ""
+        };
+        println!("{display} {name} {version} -> {repo}/{arch}{note}");
+    }
+}
+
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -535,24 +552,21 @@ async fn upload(stores: &Stores, args: UploadArgs, json: bool) -> Result<()> {
             }
         };
         progress.inc(1);
-        for p in &published {
-            if !json {
-                progress.suspend(|| {
-                    println!(
-                        "{} {} {} -> {}/{}{}",
-                        display,
-                        p.record.name,
-                        p.record.version,
-                        repo,
-                        p.arch,
-                        if p.unchanged {
-                            " (already published)"
-                        } else {
-                            ""
-                        }
-                    );
-                });
-            }
+        if !json {
+            progress.suspend(|| {
+                print_published(
+                    &display,
+                    &repo,
+                    published.iter().map(|p| {
+                        (
+                            p.record.name.as_str(),
+                            p.record.version.as_str(),
+                            p.arch.as_str(),
+                            p.unchanged,
+                        )
+                    }),
+                )
+            });
         }
         results.extend(published);
     }
@@ -914,24 +928,21 @@ async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
                 return Err(anyhow::Error::new(e).context(format!("{display}: upload failed")));
             }
         };
-        for p in &published {
-            if !json {
-                progress.suspend(|| {
-                    println!(
-                        "{} {} {} -> {}/{}{}",
-                        display,
-                        p.record.name,
-                        p.record.version,
-                        repo,
-                        p.arch,
-                        if p.unchanged {
-                            " (already published)"
-                        } else {
-                            ""
-                        }
-                    );
-                });
-            }
+        if !json {
+            progress.suspend(|| {
+                print_published(
+                    &display,
+                    &repo,
+                    published.iter().map(|p| {
+                        (
+                            p.record.name.as_str(),
+                            p.record.version.as_str(),
+                            p.arch.as_str(),
+                            p.unchanged,
+                        )
+                    }),
+                )
+            });
         }
         results.extend(published);
     }
