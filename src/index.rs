@@ -180,6 +180,11 @@ pub struct Manifest {
     pub generation: u64,
     /// The non-empty chunks.
     pub chunks: BTreeMap<u32, ChunkRef>,
+    /// Ids of pending changes this state already holds whose objects may still
+    /// be listed (kept for the grace period on stores without conditional
+    /// writes): a writer skips reading them.
+    #[serde(default)]
+    pub merged: std::collections::BTreeSet<String>,
 }
 
 /// One chunk as the manifest names it, with what assembling the index needs.
@@ -434,9 +439,11 @@ pub async fn replace_records(
             .or_default()
             .insert(file, record);
     }
+    // Pending changes are applied again on top of the rebuilt records.
     let mut manifest = Manifest {
         generation: old.generation,
         chunks: BTreeMap::new(),
+        merged: Default::default(),
     };
     for (k, records) in grouped {
         let chunk = encode_chunk(&records)?;
@@ -508,8 +515,27 @@ async fn read_pending(
     let objects = stores
         .list(Tree::Private, &Key::pending_prefix(arch))
         .await?;
+    read_listed_pending(stores, objects, &Default::default(), cache).await
+}
+
+/// The id of a pending change from its object key (`…/pending/<id>.json`).
+fn pending_id(key: &str) -> &str {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.strip_suffix(".json").unwrap_or(name)
+}
+
+/// Reads the listed pending changes except those `skip` names, oldest first.
+async fn read_listed_pending(
+    stores: &Stores,
+    objects: Vec<ObjectMeta>,
+    skip: &std::collections::BTreeSet<String>,
+    cache: &mut PendingCache,
+) -> Result<Vec<(ObjectMeta, PendingChange)>, IndexError> {
     let mut out = Vec::with_capacity(objects.len());
     for object in objects {
+        if skip.contains(pending_id(&object.key)) {
+            continue;
+        }
         if let Some(change) = cache.get(&object.key) {
             out.push((object, change.clone()));
             continue;
@@ -578,8 +604,17 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
     let mut wrote_index = false;
     for round in 0..200 {
         let started = Instant::now();
-        let pending = read_pending(stores, arch, &mut cache).await?;
+        let listed = stores
+            .list(Tree::Private, &Key::pending_prefix(arch))
+            .await?;
         let (mut manifest, mut state_etag) = read_manifest(stores, arch).await?;
+        let already: Vec<ObjectMeta> = listed
+            .iter()
+            .filter(|o| manifest.merged.contains(pending_id(&o.key)))
+            .cloned()
+            .collect();
+        let pending =
+            read_listed_pending(stores, listed.clone(), &manifest.merged, &mut cache).await?;
 
         // The chunks the pending changes fall into, changed in memory.
         let mut by_chunk: BTreeMap<u32, Vec<&PendingChange>> = BTreeMap::new();
@@ -615,6 +650,15 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
                 continue;
             }
             manifest.generation += 1;
+            // Remember what this state holds among the changes still listed.
+            let still_listed: std::collections::BTreeSet<&str> =
+                listed.iter().map(|o| pending_id(&o.key)).collect();
+            manifest
+                .merged
+                .retain(|id| still_listed.contains(id.as_str()));
+            manifest
+                .merged
+                .extend(pending.iter().map(|(o, _)| pending_id(&o.key).to_owned()));
             let mode = state_etag.map_or(PutMode::Create, PutMode::Update);
             match write_manifest(stores, arch, &manifest, mode).await {
                 Ok(written) => state_etag = Some(written.etag),
@@ -634,6 +678,7 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
             }
         }
         clean_pending(stores, &touched, &pending, conditional).await?;
+        clean_merged(stores, &already, conditional).await?;
         // With conditional writes the published index shows this round's
         // manifest or a newer one, and every later manifest keeps what this
         // one holds: every change pending at the call is published. Changes
@@ -651,11 +696,14 @@ pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, Inde
         // nobody replaced the state meanwhile (on stores without conditional
         // writes that replacement may have dropped changes: loop to re-merge).
         let applied: std::collections::BTreeSet<&str> =
-            pending.iter().map(|(o, _)| o.key.as_str()).collect();
-        let listed = stores
+            pending.iter().map(|(o, _)| pending_id(&o.key)).collect();
+        let relisted = stores
             .list(Tree::Private, &Key::pending_prefix(arch))
             .await?;
-        let nothing_new = listed.iter().all(|o| applied.contains(o.key.as_str()));
+        let nothing_new = relisted.iter().all(|o| {
+            let id = pending_id(&o.key);
+            applied.contains(id) || manifest.merged.contains(id)
+        });
         let current_etag = stores.head(&state_key).await?.map(|m| m.etag);
         if nothing_new && current_etag == state_etag {
             return Ok(Reindexed {
@@ -850,6 +898,30 @@ async fn previous_unsigned(
         return Ok(None);
     }
     Ok(crate::formats::apk::index::split_signed(&bytes).map(|(_, _, unsigned)| unsigned))
+}
+
+/// Removes pending changes the state already held before this round, once
+/// that is safe (at once with conditional writes, else after [`PENDING_GRACE`]).
+async fn clean_merged(
+    stores: &Stores,
+    merged: &[ObjectMeta],
+    conditional: bool,
+) -> Result<(), IndexError> {
+    let now = SystemTime::now();
+    for object in merged {
+        let created = pending_id(&object.key)
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+        let old_enough = created
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > PENDING_GRACE);
+        if conditional || old_enough {
+            stores.private().delete(&object.key).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes pending changes that are done. With conditional writes that is
