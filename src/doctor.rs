@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::storage::{Payload, PutMode, PutOptions, Storage, StorageError, random_hex};
+use crate::storage::{
+    Consistency, Payload, PutMode, PutOptions, Storage, StorageError, random_hex,
+};
 use crate::stores::Stores;
 
 /// What one store answered.
@@ -17,8 +19,15 @@ pub struct StoreReport {
     pub reachable: bool,
     /// The error, when not.
     pub error: Option<String>,
-    /// Whether `If-None-Match`/`If-Match` on PUT are enforced.
+    /// Whether `If-None-Match`/`If-Match` on PUT are enforced: the store's
+    /// [`Consistency`], as configured (`PACKAGES_CONSISTENCY`) or else probed.
     pub conditional_writes: Option<bool>,
+    /// The contract the store is used under (`conditional` / `last-writer-wins`).
+    pub consistency: Option<Consistency>,
+    /// Whether that contract was configured rather than known or probed.
+    pub consistency_configured: bool,
+    /// What the store itself does, when it contradicts the configured contract.
+    pub consistency_mismatch: Option<String>,
     /// Store clock minus local clock, in seconds (from a fresh object's Last-Modified).
     pub clock_skew_seconds: Option<f64>,
 }
@@ -42,6 +51,19 @@ impl Report {
         self.public.reachable
             && self.private.as_ref().is_none_or(|p| p.reachable)
             && self.private_tree_exposed.is_none()
+            && !self.public.overwrites_despite_config()
+            && !self
+                .private
+                .as_ref()
+                .is_some_and(|p| p.overwrites_despite_config())
+    }
+}
+
+impl StoreReport {
+    /// Configured `conditional` on a store that ignores preconditions: `Create`
+    /// and `Update` would silently overwrite.
+    pub fn overwrites_despite_config(&self) -> bool {
+        self.consistency_mismatch.is_some() && self.consistency == Some(Consistency::Conditional)
     }
 }
 
@@ -51,6 +73,9 @@ async fn check_store(storage: &Storage) -> StoreReport {
         reachable: false,
         error: None,
         conditional_writes: None,
+        consistency: None,
+        consistency_configured: storage.configured_consistency().is_some(),
+        consistency_mismatch: None,
         clock_skew_seconds: None,
     };
     let key = format!("config/_probe/doctor-{}", random_hex(8));
@@ -85,7 +110,18 @@ async fn check_store(storage: &Storage) -> StoreReport {
             }
         }
         storage.delete(&key).await?;
-        report.conditional_writes = Some(storage.conditional_writes().await?);
+        let consistency = storage.consistency().await?;
+        report.consistency = Some(consistency);
+        report.conditional_writes = Some(consistency.is_conditional());
+        if storage.configured_consistency().is_some() {
+            // Configured: still ask the store, and say when it disagrees.
+            let actual = storage.probe_consistency().await?;
+            if actual != consistency {
+                report.consistency_mismatch = Some(format!(
+                    "configured {consistency}, but the store behaves as {actual}"
+                ));
+            }
+        }
         Ok(())
     }
     .await;
@@ -111,13 +147,23 @@ pub async fn diagnose(stores: &Stores, public_url: Option<&str>) -> Report {
     let mut guarantees = vec![
         "every acknowledged package is in the signed index (re-list of pending changes after each write)".to_owned(),
     ];
-    if conditional {
-        guarantees.push("conditional writes: state and index replaced only if unchanged; the index never goes back".to_owned());
+    let configured = public.consistency_configured;
+    let source = if configured {
+        " (configured by PACKAGES_CONSISTENCY)"
     } else {
-        guarantees.push(
-            "no conditional writes: last writer wins, healed by re-merging pending changes; an index may briefly lack a just-acknowledged package"
-                .to_owned(),
-        );
+        ""
+    };
+    if conditional {
+        guarantees.push(format!("conditional writes{source}: state and index replaced only if unchanged; the index never goes back"));
+    } else {
+        guarantees.push(format!(
+            "no conditional writes{source}: last writer wins (Create/Update checked by a HEAD first), healed by re-merging pending changes; an index may briefly lack a just-acknowledged package"
+        ));
+    }
+    for (tree, report) in [("public", Some(&public)), ("private", private.as_ref())] {
+        if let Some(mismatch) = report.and_then(|r| r.consistency_mismatch.as_ref()) {
+            guarantees.push(format!("WARNING: {tree} store: {mismatch}"));
+        }
     }
     let skewed = [Some(&public), private.as_ref()]
         .into_iter()
