@@ -232,3 +232,75 @@ pub async fn check_exposure(stores: &Stores, public_url: &str) -> Option<String>
 
 /// How to fix an exposed private tree, for messages.
 pub const EXPOSURE_FIX: &str = "the private tree (signing keys, tokens) is publicly readable: keep it in a separate private bucket (--config-storage s3://PRIVATE-BUCKET), or restrict the public bucket with a bucket policy to `static/*`, or point the CDN's origin path at `/static`";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::MemoryStore;
+
+    fn stores(store: MemoryStore, configured: Option<Consistency>) -> Stores {
+        Stores::shared(Storage::new(Arc::new(store)).with_consistency(configured))
+    }
+
+    #[tokio::test]
+    async fn reports_the_known_or_probed_consistency() {
+        let report = diagnose(&stores(MemoryStore::new(), None), None).await;
+        assert_eq!(report.public.conditional_writes, Some(true));
+        assert_eq!(report.public.consistency, Some(Consistency::Conditional));
+        assert!(!report.public.consistency_configured);
+        assert!(report.healthy());
+        let report = diagnose(&stores(MemoryStore::last_writer_wins(), None), None).await;
+        assert_eq!(report.public.conditional_writes, Some(false));
+        assert!(
+            report
+                .guarantees
+                .iter()
+                .any(|g| g.starts_with("no conditional writes:"))
+        );
+        assert!(report.healthy());
+    }
+
+    #[tokio::test]
+    async fn configured_consistency_is_reported_and_checked() {
+        // Configured safer than the store: fine, and said.
+        let store = MemoryStore::new();
+        let report = diagnose(
+            &stores(store.clone(), Some(Consistency::LastWriterWins)),
+            None,
+        )
+        .await;
+        assert_eq!(report.public.conditional_writes, Some(false));
+        assert!(report.public.consistency_configured);
+        assert!(report.public.consistency_mismatch.is_some());
+        assert!(
+            report
+                .guarantees
+                .iter()
+                .any(|g| g.contains("configured by PACKAGES_CONSISTENCY"))
+        );
+        assert!(report.healthy());
+        assert!(store.is_empty(), "checks clean up");
+        // Configured conditional on a store that overwrites: unhealthy.
+        let report = diagnose(
+            &stores(
+                MemoryStore::last_writer_wins(),
+                Some(Consistency::Conditional),
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(report.public.conditional_writes, Some(true));
+        assert!(report.public.overwrites_despite_config());
+        assert!(
+            report
+                .guarantees
+                .iter()
+                .any(|g| g.starts_with("WARNING: public store: configured conditional")),
+            "{:?}",
+            report.guarantees
+        );
+        assert!(!report.healthy());
+    }
+}
