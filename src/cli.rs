@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::StoreConfig;
+use crate::publish::Publisher;
 
 pub use args::{LevelArgs, RemoteArgs, RepoArgs, ScopeArgs};
 pub use check::CheckArgs;
@@ -117,28 +118,30 @@ pub async fn run(cli: Cli) -> Result<()> {
     )?;
     let stores = config.open().await.context("cannot open the store")?;
     let json = cli.global.json;
+    let publisher = Publisher::new(stores.clone());
+    let publisher = &publisher;
     match cli.command {
-        Command::Org(command) => org::org(&stores, command, json).await,
-        Command::Key(command) => key::key(&stores, command, json).await,
-        Command::Upload(args) => packages::upload(&stores, args, json).await,
-        Command::List(args) => packages::list(&stores, args, json).await,
-        Command::Remove(args) => packages::remove(&stores, args, json).await,
-        Command::Index(IndexCommand::Rebuild(args)) => index::rebuild(&stores, args, json).await,
+        Command::Org(command) => org::org(publisher, command, json).await,
+        Command::Key(command) => key::key(publisher, command, json).await,
+        Command::Upload(args) => packages::upload(publisher, args, json).await,
+        Command::List(args) => packages::list(publisher, args, json).await,
+        Command::Remove(args) => packages::remove(publisher, args, json).await,
+        Command::Index(IndexCommand::Rebuild(args)) => index::rebuild(publisher, args, json).await,
         Command::Index(IndexCommand::Check(args)) => {
-            index::check_indexes(&stores, args, json).await
+            index::check_indexes(publisher, args, json).await
         }
         Command::Index(IndexCommand::Repair(args)) => {
-            index::repair_indexes(&stores, args, json).await
+            index::repair_indexes(publisher, args, json).await
         }
         Command::Doctor { public_url } => {
             service::doctor(&stores, public_url.as_deref(), json).await
         }
-        Command::Gc => service::gc(stores, json).await,
+        Command::Gc => service::gc(publisher, json).await,
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await
         }
         Command::Token(command) => token::token(&stores, command, json).await,
-        Command::Check(args) => check::check(Some(&stores), &args, json).await,
+        Command::Check(args) => check::check(Some(publisher), &args, json).await,
         Command::Serve(args) => service::serve(stores, args).await,
     }
 }

@@ -7,9 +7,9 @@
 //! tokens and by read-write org tokens in their org.
 //!
 //! One module per resource; [`routes()`] assembles them, and the OpenAPI
-//! document is built from the same routes ([`crate::api::routes`]).
+//! document is built from the same routes ([`crate::api::routes`]). The JSON
+//! bodies are in [`crate::wire`], shared with the CLI's client.
 
-mod bodies;
 mod index;
 mod keys;
 mod orgs;
@@ -23,10 +23,6 @@ use utoipa_axum::routes;
 
 use super::ApiState;
 
-pub use bodies::{
-    CreatedToken, DistroInfo, IndexRecord, IndexStatus, NewArches, NewKey, NewOrg, NewToken,
-    OrgInfo, PackageInfo, PublicKeyInfo, PublishedPackage, RepoInfo, RepoSpec,
-};
 pub(super) use index::regenerate;
 pub use packages::UploadForm;
 pub(super) use packages::{listed, publish_upload};

@@ -4,9 +4,9 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::api::client::Client;
 use crate::repo::{Arch, Distro, Org, RepoId, Scope, Segment};
 use crate::tokens::TokenLevel;
+use crate::wire::client::Client;
 
 /// The level of a token: none (admin), an org, or a distro, version or repo of it.
 #[derive(Debug, Args)]

@@ -10,7 +10,6 @@ use super::args::{RemoteArgs, RepoArgs, remote_client};
 use super::output::print_json;
 use crate::publish::Publisher;
 use crate::repo::Arch;
-use crate::stores::Stores;
 
 /// `packages check ...`
 #[derive(Debug, Args)]
@@ -29,7 +28,11 @@ pub struct CheckArgs {
 }
 
 /// `packages check`: prints one line and exits 0 when published, 1 when not.
-pub(super) async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<()> {
+pub(super) async fn check(
+    publisher: Option<&Publisher>,
+    args: &CheckArgs,
+    json: bool,
+) -> Result<()> {
     let repo = args.repo.repo()?;
     let mut arch = args.repo.arch()?;
     let (name, version) = if let Some(path) = &args.apkbuild {
@@ -56,11 +59,8 @@ pub(super) async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool)
         (package.record.name.clone(), package.record.version.clone())
     };
     let file = format!("{name}-{version}.apk");
-    let found: Vec<String> = match stores {
-        Some(stores) => match Publisher::new(stores.clone())
-            .list(&repo, arch.as_ref())
-            .await
-        {
+    let found: Vec<String> = match publisher {
+        Some(publisher) => match publisher.list(&repo, arch.as_ref()).await {
             Ok(listed) => listed
                 .into_iter()
                 .filter(|l| l.file == file)

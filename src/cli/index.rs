@@ -7,7 +7,6 @@ use super::args::RepoArgs;
 use super::output::print_json;
 use crate::publish::Publisher;
 use crate::repo::{Arch, RepoId};
-use crate::stores::Stores;
 
 /// `packages index ...`
 #[derive(Debug, Subcommand)]
@@ -20,11 +19,11 @@ pub enum IndexCommand {
     Repair(RepoArgs),
 }
 
-async fn repo_arches(stores: &Stores, args: &RepoArgs) -> Result<(RepoId, Vec<Arch>)> {
+async fn repo_arches(publisher: &Publisher, args: &RepoArgs) -> Result<(RepoId, Vec<Arch>)> {
     let repo = args.repo()?;
     let arches = match args.arch()? {
         Some(arch) => vec![arch],
-        None => Publisher::new(stores.clone()).arches(&repo).await?,
+        None => publisher.arches(&repo).await?,
     };
     if arches.is_empty() {
         bail!("{repo} has no arches (name one with --arch)");
@@ -32,12 +31,12 @@ async fn repo_arches(stores: &Stores, args: &RepoArgs) -> Result<(RepoId, Vec<Ar
     Ok((repo, arches))
 }
 
-pub(super) async fn check_indexes(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
-    let (repo, arches) = repo_arches(stores, &args).await?;
+pub(super) async fn check_indexes(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
+    let (repo, arches) = repo_arches(publisher, &args).await?;
     let mut report = Vec::new();
     let mut bad = 0;
     for arch in arches {
-        let problems = crate::index::check(stores, &repo.arch(arch.clone())).await?;
+        let problems = publisher.check_index(&repo.arch(arch.clone())).await?;
         if !problems.is_empty() {
             bad += 1;
         }
@@ -60,11 +59,15 @@ pub(super) async fn check_indexes(stores: &Stores, args: RepoArgs, json: bool) -
     Ok(())
 }
 
-pub(super) async fn repair_indexes(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
-    let (repo, arches) = repo_arches(stores, &args).await?;
+pub(super) async fn repair_indexes(
+    publisher: &Publisher,
+    args: RepoArgs,
+    json: bool,
+) -> Result<()> {
+    let (repo, arches) = repo_arches(publisher, &args).await?;
     let mut summary = Vec::new();
     for arch in arches {
-        let done = crate::index::repair(stores, &repo.arch(arch.clone())).await?;
+        let done = publisher.repair_index(&repo.arch(arch.clone())).await?;
         if !json {
             println!("repaired {repo}/{arch}: {} package(s)", done.packages);
         }
@@ -76,9 +79,8 @@ pub(super) async fn repair_indexes(stores: &Stores, args: RepoArgs, json: bool) 
     Ok(())
 }
 
-pub(super) async fn rebuild(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
+pub(super) async fn rebuild(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
     let repo = args.repo()?;
-    let publisher = Publisher::new(stores.clone());
     let arches = match args.arch()? {
         Some(arch) => vec![arch],
         None => publisher.arches(&repo).await?,

@@ -9,7 +9,6 @@ use super::args::ScopeArgs;
 use super::output::print_json;
 use crate::keys;
 use crate::publish::Publisher;
-use crate::stores::Stores;
 
 /// `packages key ...`
 #[derive(Debug, Subcommand)]
@@ -33,20 +32,21 @@ pub enum KeyCommand {
 }
 
 /// Runs `packages key ...`.
-pub(super) async fn key(stores: &Stores, command: KeyCommand, json: bool) -> Result<()> {
+pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) -> Result<()> {
     let (scope, generated) = match command {
         KeyCommand::Generate { scope, bits } => {
             let scope = scope.scope()?;
-            Publisher::new(stores.clone()).get_org(&scope.org).await?;
-            let generated = keys::generate(stores, &scope, bits).await?;
+            publisher.get_org(&scope.org).await?;
+            let generated = publisher.generate_key(&scope, bits).await?;
             (scope, generated)
         }
         KeyCommand::Import { scope, file } => {
             let scope = scope.scope()?;
-            Publisher::new(stores.clone()).get_org(&scope.org).await?;
+            publisher.get_org(&scope.org).await?;
             let pem = std::fs::read_to_string(&file)
                 .with_context(|| format!("{}: cannot read", file.display()))?;
-            let generated = keys::import(stores, &scope, &pem)
+            let generated = publisher
+                .import_key(&scope, &pem)
                 .await
                 .with_context(|| format!("{}: cannot import", file.display()))?;
             (scope, generated)

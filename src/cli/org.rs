@@ -6,7 +6,6 @@ use clap::Subcommand;
 use super::output::print_json;
 use crate::publish::Publisher;
 use crate::repo::Org;
-use crate::stores::Stores;
 
 /// `packages org ...`
 #[derive(Debug, Subcommand)]
@@ -34,8 +33,7 @@ pub enum OrgCommand {
 }
 
 /// Runs `packages org ...`.
-pub(super) async fn org(stores: &Stores, command: OrgCommand, json: bool) -> Result<()> {
-    let publisher = Publisher::new(stores.clone());
+pub(super) async fn org(publisher: &Publisher, command: OrgCommand, json: bool) -> Result<()> {
     match command {
         OrgCommand::Create { name } => {
             let record = publisher.create_org(&Org::parse(&name)?).await?;

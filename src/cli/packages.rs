@@ -10,7 +10,6 @@ use super::args::{RemoteArgs, RepoArgs, remote_client};
 use super::output::{print_json, print_published};
 use crate::publish::{Publisher, Upload};
 use crate::repo::{Arch, RepoId};
-use crate::stores::Stores;
 
 /// `packages upload ...`
 #[derive(Debug, Args)]
@@ -48,7 +47,7 @@ pub struct RemoveArgs {
 }
 
 /// Runs `packages upload` against the store.
-pub(super) async fn upload(stores: &Stores, args: UploadArgs, json: bool) -> Result<()> {
+pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) -> Result<()> {
     let repo = RepoId::parse(&args.org, &args.distro, &args.version, &args.repo)?;
     let arches = args
         .arch
@@ -61,7 +60,6 @@ pub(super) async fn upload(stores: &Stores, args: UploadArgs, json: bool) -> Res
             bail!("{}: no such file", file.display());
         }
     }
-    let publisher = Publisher::new(stores.clone());
     let progress = indicatif::ProgressBar::new(args.files.len() as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
@@ -183,10 +181,8 @@ pub(super) async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
 }
 
 /// Runs `packages list`.
-pub(super) async fn list(stores: &Stores, args: RepoArgs, json: bool) -> Result<()> {
-    let listed = Publisher::new(stores.clone())
-        .list(&args.repo()?, args.arch()?.as_ref())
-        .await?;
+pub(super) async fn list(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
+    let listed = publisher.list(&args.repo()?, args.arch()?.as_ref()).await?;
     if json {
         return print_json(&listed);
     }
@@ -200,10 +196,9 @@ pub(super) async fn list(stores: &Stores, args: RepoArgs, json: bool) -> Result<
 }
 
 /// Runs `packages remove`.
-pub(super) async fn remove(stores: &Stores, args: RemoveArgs, json: bool) -> Result<()> {
+pub(super) async fn remove(publisher: &Publisher, args: RemoveArgs, json: bool) -> Result<()> {
     let repo = args.repo.repo()?;
     let arch = args.repo.arch()?;
-    let publisher = Publisher::new(stores.clone());
     let mut removed = Vec::new();
     for what in &args.packages {
         removed.extend(publisher.remove(&repo, arch.as_ref(), what).await?);

@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::output::print_json;
-use crate::api::{ApiConfig, ApiState};
 use crate::publish::Publisher;
+use crate::serve::{self, ServiceConfig};
 use crate::stores::Stores;
 use crate::tokens::Tokens;
 
@@ -24,10 +24,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PACKAGES_NO_API")]
     pub no_api: bool,
     /// Largest request body (an upload), in MiB
-    #[arg(long, env = "PACKAGES_MAX_BODY_MIB", default_value_t = crate::api::DEFAULT_MAX_BODY >> 20)]
+    #[arg(long, env = "PACKAGES_MAX_BODY_MIB", default_value_t = serve::DEFAULT_MAX_BODY >> 20)]
     pub max_body_mib: u64,
     /// Longest time a request (upload included) may take, in seconds
-    #[arg(long, env = "PACKAGES_REQUEST_TIMEOUT_SECS", default_value_t = crate::api::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    #[arg(long, env = "PACKAGES_REQUEST_TIMEOUT_SECS", default_value_t = serve::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     pub request_timeout_secs: u64,
     /// How long token look-ups are cached, in seconds (a revocation takes effect within this time; 0: no cache)
     #[arg(long, env = "PACKAGES_TOKEN_CACHE_SECS", default_value_t = crate::tokens::DEFAULT_CACHE_TTL.as_secs())]
@@ -129,30 +129,13 @@ async fn startup_check(stores: &Stores, public_url: Option<&str>) -> Result<()> 
 /// Runs `packages serve`.
 pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
     startup_check(&stores, args.public_url.as_deref()).await?;
-    if args.gc_interval_secs > 0 && !args.no_api {
-        let publisher = Publisher::new(stores.clone());
-        let every = Duration::from_secs(args.gc_interval_secs);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                match publisher.gc().await {
-                    Ok(deleted) if !deleted.is_empty() => {
-                        tracing::info!(deleted = deleted.len(), "garbage collected");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
-                }
-            }
-        });
-    }
     if args.no_api {
         eprintln!(
             "serving the public tree of {} on http://{}",
             stores.public().describe(),
             args.listen
         );
-        return crate::serve::run(crate::serve::router(stores), args.listen)
+        return serve::run_public(stores, args.listen)
             .await
             .with_context(|| format!("cannot serve on {}", args.listen));
     }
@@ -164,11 +147,13 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the upload directory", dir.display()))?;
     }
-    let config = ApiConfig {
+    let config = ServiceConfig {
         max_body,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         token_cache_ttl: Duration::from_secs(args.token_cache_secs),
         upload_dir: args.upload_dir.clone(),
+        gc_interval: (args.gc_interval_secs > 0)
+            .then(|| Duration::from_secs(args.gc_interval_secs)),
     };
     let tokens = Tokens::new(stores.clone(), Duration::ZERO);
     if !tokens.has_admin().await? {
@@ -179,15 +164,14 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         stores.public().describe(),
         args.listen
     );
-    let state = ApiState::new(Publisher::new(stores), config);
-    crate::serve::run(crate::api::router(state), args.listen)
+    serve::run_service(stores, config, args.listen)
         .await
         .with_context(|| format!("cannot serve on {}", args.listen))
 }
 
 /// Runs `packages gc`.
-pub(super) async fn gc(stores: Stores, json: bool) -> Result<()> {
-    let deleted = Publisher::new(stores).gc().await?;
+pub(super) async fn gc(publisher: &Publisher, json: bool) -> Result<()> {
+    let deleted = publisher.gc().await?;
     if json {
         print_json(&deleted)
     } else {

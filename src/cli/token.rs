@@ -73,7 +73,7 @@ async fn create_token(
 ) -> Result<()> {
     let (token, info) = tokens.create(level, name, read_only, lifetime).await?;
     if json {
-        return print_json(&crate::api::v1::CreatedToken {
+        return print_json(&crate::wire::CreatedToken {
             token: token.expose().to_owned(),
             info,
         });

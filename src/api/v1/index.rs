@@ -5,13 +5,12 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 
-use super::bodies::IndexStatus;
 use super::params::{ArchPath, ReindexQuery};
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, repo_level, tree};
-use crate::index;
 use crate::repo::{Arch, RepoId};
+use crate::wire::IndexStatus;
 
 /// Regenerates the signed index of one arch; 404 unless the repo serves it.
 pub(crate) async fn regenerate(
@@ -31,7 +30,7 @@ pub(crate) async fn regenerate(
     let done = if rebuild {
         state.publisher().rebuild(&repo_arch).await?
     } else {
-        index::reindex(state.stores(), &repo_arch).await?
+        state.publisher().regenerate_index(&repo_arch).await?
     };
     state.metrics().observe_index(started.elapsed());
     Ok(IndexStatus {

@@ -4,14 +4,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::bodies::{NewKey, PublicKeyInfo};
 use super::params::OrgPath;
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, JsonBody, org_level, parse_org};
 use crate::keys;
-use crate::repo::{Distro, Key, STATIC_PREFIX, Scope, Segment, Tree};
+use crate::repo::{Distro, Scope, Segment};
 use crate::tokens::TokenLevel;
+use crate::wire::{NewKey, PublicKeyInfo};
 
 /// List the public signing keys of an organization.
 #[utoipa::path(
@@ -29,31 +29,17 @@ pub(super) async fn list_keys(
     let org = parse_org(&path.org)?;
     auth.require_read(&org_level(&org))?;
     state.publisher().get_org(&org).await?;
-    let mut out = Vec::new();
-    for object in state
-        .stores()
-        .list(Tree::Public, &Key::org_public_prefix(&org))
-        .await?
-    {
-        if !object.key.ends_with(".rsa.pub") {
-            continue;
-        }
-        let path = object
-            .key
-            .strip_prefix(STATIC_PREFIX)
-            .unwrap_or(&object.key)
-            .to_owned();
-        let Some((level, name)) = path.rsplit_once('/') else {
-            continue;
-        };
-        out.push(PublicKeyInfo {
-            name: name.to_owned(),
-            level: level.to_owned(),
-            path: path.clone(),
-            pem: None,
-        });
-    }
-    Ok(Json(out))
+    let keys = state.publisher().public_keys(&org).await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|key| PublicKeyInfo {
+                name: key.name,
+                level: key.level,
+                path: key.path,
+                pem: None,
+            })
+            .collect(),
+    ))
 }
 
 /// Generate a signing key for a distro, version or repo of an organization.
@@ -98,7 +84,7 @@ pub(super) async fn create_key(
         "create signing keys for",
     )?;
     state.publisher().get_org(&org).await?;
-    let generated = keys::generate(state.stores(), &scope, bits).await?;
+    let generated = state.publisher().generate_key(&scope, bits).await?;
     Ok((
         StatusCode::CREATED,
         Json(PublicKeyInfo {

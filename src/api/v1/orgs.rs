@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
-use super::bodies::{NewOrg, OrgInfo};
 use super::params::{DeleteOrgQuery, OrgPath};
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, JsonBody, org_level, parse_org, tree};
 use crate::repo::Org;
 use crate::tokens::TokenLevel;
+use crate::wire::{NewOrg, OrgInfo};
 
 pub(super) async fn org_info(state: &ApiState, org: &Org) -> Result<OrgInfo, ApiError> {
     let record = state.publisher().get_org(org).await?;

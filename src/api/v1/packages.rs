@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use utoipa::ToSchema;
 
-use super::bodies::{PackageInfo, PublishedPackage};
 use super::params::{ArchQuery, ListQuery, PackagePath, RepoPath};
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
@@ -16,6 +15,7 @@ use crate::api::upload;
 use crate::api::{ApiState, repo_level, tree};
 use crate::publish::{Listed, Published, Upload};
 use crate::repo::{Arch, RepoId, Segment};
+use crate::wire::{PackageInfo, PublishedPackage};
 
 /// The multipart form of an upload.
 #[derive(Debug, ToSchema)]
@@ -187,4 +187,15 @@ pub(super) async fn delete_package(
         tracing::info!(repo = %repo, arch = %l.arch, file = %l.file, "removed");
     }
     Ok(Json(removed.iter().map(PackageInfo::from).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_client_sends_the_field_the_server_reads() {
+        assert_eq!(
+            crate::wire::PACKAGE_FIELD,
+            crate::api::upload::PACKAGE_FIELD
+        );
+    }
 }

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::bodies::{DistroInfo, NewArches, RepoInfo, RepoSpec};
 use super::params::{DistroPath, OrgPath, RepoPath, VersionPath};
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
@@ -13,6 +12,7 @@ use crate::api::{
     ApiState, JsonBody, distro_level, org_level, parse_org, repo_level, tree, version_level,
 };
 use crate::repo::{Arch, Distro, Org, RepoId, Segment};
+use crate::wire::{DistroInfo, NewArches, RepoInfo, RepoSpec};
 
 /// List an organization's distros.
 #[utoipa::path(

@@ -4,14 +4,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
-use super::bodies::CreatedToken;
-use super::bodies::NewToken;
 use super::params::{LevelQuery, TokenPath};
 use crate::api::ApiState;
 use crate::api::JsonBody;
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::tokens::{TokenInfo, TokenLevel, parse_duration};
+use crate::wire::CreatedToken;
+use crate::wire::NewToken;
 
 /// List the tokens of one level (admin, or an org token in its org).
 #[utoipa::path(

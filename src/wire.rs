@@ -1,4 +1,14 @@
-//! The JSON bodies of the v1 API: what requests send and responses return.
+//! What crosses the wire between the CLI's remote mode and the server: the
+//! JSON bodies of the v1 API (requests and responses, with their OpenAPI
+//! schemas), the error body, and the HTTP client ([`client`]).
+//!
+//! Both sides import these types from here, so the server ([`crate::api`])
+//! and the command line ([`crate::cli`]) never import each other. The
+//! conversions from the use cases' results ([`crate::publish`]) to these
+//! shapes live here too: a handler answers `PackageInfo::from(&listed)` and
+//! never looks into a format's record.
+
+pub mod client;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -7,6 +17,18 @@ use crate::formats::apk::ApkRecord;
 use crate::publish::{Listed, Published};
 use crate::repo::RepoId;
 use crate::tokens::TokenInfo;
+
+/// The multipart field of an upload that holds the package file.
+pub const PACKAGE_FIELD: &str = "package";
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status code.
+    pub code: u16,
+    /// What went wrong, for people.
+    pub message: String,
+}
 
 /// An organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -120,6 +142,21 @@ impl From<&Listed> for PackageInfo {
             installed_size: listed.record.installed_size,
             checksum: listed.record.checksum.clone(),
             sha256: listed.record.sha256.clone(),
+        }
+    }
+}
+
+impl From<&Published> for PackageInfo {
+    fn from(published: &Published) -> Self {
+        PackageInfo {
+            name: published.record.name.clone(),
+            version: published.record.version.clone(),
+            arch: published.arch.clone(),
+            file: published.record.file_name(),
+            size: published.record.file_size,
+            installed_size: published.record.installed_size,
+            checksum: published.record.checksum.clone(),
+            sha256: published.record.sha256.clone(),
         }
     }
 }
