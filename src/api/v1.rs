@@ -1192,8 +1192,8 @@ async fn create_key(
         )));
     }
     auth.require_write(
-        &TokenLevel::Scoped(scope.clone()),
-        "create signing keys for",
+        &TokenLevel::Scoped(keys::authority(&scope)),
+        "change signing keys of",
     )?;
     state.publisher().get_org(&org).await?;
     let generated = keys::generate(state.stores(), &scope, bits).await?;
