@@ -1,17 +1,37 @@
-//! Where signing keys live in the store, and which one signs a repository.
+//! Where signing keys live in the store, which set signs a repository, and
+//! how keys are changed safely.
 //!
-//! Private keys are kept in the private tree per distro, and may be
-//! overridden per version and per repo; the most specific one signs
-//! ([`Scope::ancestry`]). The public half is published in the public tree
-//! under its apk key name, at the same level.
+//! Each scope (a distro, version or repo of an org) may hold a [`KeySet`]: an
+//! active key and the retiring keys of past rotations, in one private object
+//! ([`set`] has the layout; a store from before key sets, holding one bare PEM,
+//! reads as a one-key set). Every key of a set is published in the public tree
+//! under its file name (apk: `<org>-<8 hex>.rsa.pub`) at the scope's level.
+//! The most specific scope with a set signs ([`key_set_for`], cached briefly
+//! per process).
+//!
+//! Changing keys ([`generate`], [`import`], and their `_with` forms taking
+//! [`ChangeOptions`]) needs org authority ([`authority`]), is atomic (of
+//! racing changes one wins; no public key is published for the others) and
+//! says when it would change the key of existing repositories ([`change`]).
 
-use crate::repo::{Key, RepoId, Scope, Segment};
+mod change;
+mod resolve;
+pub mod set;
+
+pub use change::{
+    ChangeOptions, DEFAULT_KEY_BITS, KeyPolicy, MAX_CONCURRENT_GENERATIONS,
+    SETTLE_WITHOUT_CONDITIONAL_WRITES, authority, generate, generate_with, generations_running,
+    import, import_with,
+};
+pub use resolve::{
+    KEY_SET_CACHE_TTL, forget_cached, key_set_for, load_key_set, publish_public_keys, read_set,
+};
+pub use set::{KeySet, KeyState, SetKey};
+
+use crate::repo::RepoId;
 use crate::signing::{SigningError, SigningKey};
-use crate::storage::{PutMode, StorageError};
+use crate::storage::StorageError;
 use crate::stores::Stores;
-
-/// Default RSA key size, as `abuild-keygen` makes.
-pub const DEFAULT_KEY_BITS: usize = 4096;
 
 /// Why a key operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,156 +57,76 @@ pub enum KeyError {
         /// Its distro, for the hint.
         distro: String,
     },
-    /// A key already exists at that level.
+    /// The scope already has a key, and `replace` was not given.
     #[error(
-        "a signing key already exists for {0} (remove it from the private tree first to replace it)"
+        "{scope} already has the signing key `{active}`; a new key would sign its repositories \
+         instead: pass `replace` (`--replace`) to make the new key active (`{active}` stays \
+         published as retiring)"
     )]
-    Exists(Scope),
+    Exists {
+        /// The scope.
+        scope: String,
+        /// Its active key.
+        active: String,
+    },
+    /// A wider scope's key signs the scope today, and `replace` was not given.
+    #[error(
+        "repositories of {scope} are signed by `{active}` of {signer_scope}; a key for {scope} \
+         would sign them instead: pass `replace` (`--replace`) to do that"
+    )]
+    WouldChangeSigner {
+        /// The scope asked for.
+        scope: String,
+        /// The scope whose key signs it now.
+        signer_scope: String,
+        /// That key.
+        active: String,
+    },
+    /// Another key change for the scope won a race with this one.
+    #[error(
+        "another signing-key change for {scope} happened at the same time and won; \
+         nothing was changed by this one (look at the keys, then retry if still needed)"
+    )]
+    Conflict {
+        /// The scope.
+        scope: String,
+    },
+    /// The key size is outside the allowed range.
+    #[error("{bits}-bit RSA keys are not allowed: use {min} to {max} bits")]
+    Bits {
+        /// Asked for.
+        bits: usize,
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
     /// Keys need at least a distro.
     #[error("a signing key belongs to a distro: give `--distro`")]
     NeedsDistro,
 }
 
-/// A key that was created, with where its public half is served.
+/// A key that was made active, with where its public half is served.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GeneratedKey {
-    /// The apk key file name (what goes into `/etc/apk/keys/`).
+    /// The key's file name (apk: what goes into `/etc/apk/keys/`).
     pub key_name: String,
     /// The public key's path under the public tree (`<org>/alpine/...`).
     pub public_path: String,
     /// The public key, PEM.
     pub public_pem: String,
+    /// The scope's retiring keys, still published.
+    pub retiring: Vec<String>,
 }
 
-/// Generates a key for `scope` and stores both halves; refuses to replace one.
-pub async fn generate(
-    stores: &Stores,
-    scope: &Scope,
-    bits: usize,
-) -> Result<GeneratedKey, KeyError> {
-    if scope.distro.is_none() {
-        return Err(KeyError::NeedsDistro);
-    }
-    let private_key = Key::PrivateKey(scope.clone());
-    if stores.head(&private_key).await?.is_some() {
-        return Err(KeyError::Exists(scope.clone()));
-    }
-    let org = scope.org.to_string();
-    let signing = tokio::task::spawn_blocking(move || SigningKey::generate(&org, bits))
-        .await
-        .map_err(|e| StorageError::backend("generate key", "", e))?
-        .map_err(|reason| KeyError::Signing {
-            key: private_key.path(),
-            reason,
-        })?;
-    let name = Segment::parse("file name", signing.key_name()).map_err(|e| KeyError::Signing {
-        key: private_key.path(),
-        reason: SigningError::Generate(e.to_string()),
-    })?;
-    let public_key = Key::PublicKey {
-        scope: scope.clone(),
-        name,
-    };
-    // Publish the public half first: a private key must never sign indexes
-    // whose key clients cannot fetch.
-    stores
-        .put(
-            &public_key,
-            signing.public_pem().into_bytes().into(),
-            PutMode::Overwrite,
-        )
-        .await?;
-    match stores
-        .put(
-            &private_key,
-            signing.private_pem().into_bytes().into(),
-            PutMode::Create,
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(StorageError::AlreadyExists { .. }) => return Err(KeyError::Exists(scope.clone())),
-        Err(e) => return Err(e.into()),
-    }
-    let path = public_key.path();
-    Ok(GeneratedKey {
-        key_name: signing.key_name().to_owned(),
-        public_path: path
-            .strip_prefix(crate::repo::STATIC_PREFIX)
-            .unwrap_or(&path)
-            .to_owned(),
-        public_pem: signing.public_pem(),
-    })
-}
-
-/// Imports an existing PEM private key for `scope`.
-pub async fn import(stores: &Stores, scope: &Scope, pem: &str) -> Result<GeneratedKey, KeyError> {
-    if scope.distro.is_none() {
-        return Err(KeyError::NeedsDistro);
-    }
-    let private_key = Key::PrivateKey(scope.clone());
-    let signing = SigningKey::from_private_pem(scope.org.as_str(), pem).map_err(|reason| {
-        KeyError::Signing {
-            key: private_key.path(),
-            reason,
-        }
-    })?;
-    if stores.head(&private_key).await?.is_some() {
-        return Err(KeyError::Exists(scope.clone()));
-    }
-    let name = Segment::parse("file name", signing.key_name()).map_err(|e| KeyError::Signing {
-        key: private_key.path(),
-        reason: SigningError::Generate(e.to_string()),
-    })?;
-    let public_key = Key::PublicKey {
-        scope: scope.clone(),
-        name,
-    };
-    stores
-        .put(
-            &public_key,
-            signing.public_pem().into_bytes().into(),
-            PutMode::Overwrite,
-        )
-        .await?;
-    stores
-        .put(
-            &private_key,
-            signing.private_pem().into_bytes().into(),
-            PutMode::Create,
-        )
-        .await?;
-    let path = public_key.path();
-    Ok(GeneratedKey {
-        key_name: signing.key_name().to_owned(),
-        public_path: path
-            .strip_prefix(crate::repo::STATIC_PREFIX)
-            .unwrap_or(&path)
-            .to_owned(),
-        public_pem: signing.public_pem(),
-    })
-}
-
-/// The key that signs `repo`: the most specific of repo, version and distro.
+/// The RSA key that signs `repo` (the active key of [`key_set_for`]).
+///
+/// Kept for callers from before key sets; new code takes the set once per
+/// publish round and signs through [`crate::signing::Signer`].
 pub async fn signing_key_for(stores: &Stores, repo: &RepoId) -> Result<SigningKey, KeyError> {
-    for scope in repo.scope().ancestry() {
-        if scope.distro.is_none() {
-            break;
-        }
-        let key = Key::PrivateKey(scope);
-        if let Some((pem, _)) = stores.get_bytes_opt(&key).await? {
-            let pem = String::from_utf8_lossy(&pem).into_owned();
-            return SigningKey::from_private_pem(repo.org.as_str(), &pem).map_err(|reason| {
-                KeyError::Signing {
-                    key: key.path(),
-                    reason,
-                }
-            });
-        }
-    }
-    Err(KeyError::Missing {
-        repo: repo.clone(),
-        org: repo.org.to_string(),
-        distro: repo.distro.to_string(),
+    let set = key_set_for(stores, repo).await?;
+    set.signing_key().cloned().ok_or_else(|| KeyError::Signing {
+        key: crate::repo::Key::PrivateKey(set.scope().clone()).path(),
+        reason: SigningError::InvalidKey("the key set has no active RSA key".to_owned()),
     })
 }

@@ -1,25 +1,35 @@
-//! RSA signing keys for Alpine indexes, and the apk key file name derived from them.
+//! Signing behind one interface: "sign these bytes" with a named key.
 //!
-//! apk looks a key up by exact file name, so the name is part of the key's
-//! identity: `<org>-<first 8 hex of SHA-256 of the public key (DER SPKI)>.rsa.pub`.
-//! Everything here is pure: PEM text in, PEM text and signature bytes out.
+//! A [`Signer`] knows its [`Algorithm`], the id a signature names it by, the
+//! public key file clients install, and how to sign and verify bytes in a
+//! [`SignatureFormat`]. Formats sign through `&dyn Signer` only, so a new
+//! kind of key (OpenPGP for Debian `InRelease` and RPM `repomd.xml.asc` is the
+//! next one) is a new implementation plus a variant of [`Algorithm`] and
+//! [`PrivateKey`], with no change to the code that signs.
+//!
+//! Implementations:
+//! - [`rsa`]: RSA, PKCS#1 v1.5 over SHA-256, as apk verifies `.SIGN.RSA256.*`.
+//!
+//! Everything here is pure: key text in, key text and signature bytes out. Where
+//! keys are stored and which one signs a repository is [`crate::keys`]'s business.
 
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey};
-use sha2::{Digest, Sha256};
+pub mod rsa;
 
-/// Smallest key size accepted, for generated and loaded keys alike.
-///
-/// apk itself accepts smaller keys, but anything below this is breakable;
-/// production keys should be 4096 bits (what `abuild-keygen` makes).
-pub const MIN_KEY_BITS: usize = 1024;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-/// Why a key could not be made or read.
+use secrecy::SecretString;
+
+pub use self::rsa::{MIN_KEY_BITS, RsaKey};
+
+/// The RSA key apk indexes are signed with (the name predates [`Signer`]).
+pub type SigningKey = RsaKey;
+
+/// Why a key could not be made, read or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    /// The PEM text is not an RSA private key.
+    /// The key text is not a usable private key.
     #[error("invalid RSA private key: {0}")]
     InvalidKey(String),
     /// Key generation failed.
@@ -28,339 +38,218 @@ pub enum SigningError {
     /// The org name cannot be part of a key file name.
     #[error("invalid org name for a key file name: {0:?}")]
     InvalidOrg(String),
+    /// Key generation was stopped because its caller went away.
+    #[error("key generation was cancelled")]
+    Cancelled,
+    /// The key cannot make this kind of signature.
+    #[error("{algorithm} keys cannot make {format} signatures")]
+    Unsupported {
+        /// The key's algorithm.
+        algorithm: Algorithm,
+        /// The signature asked for.
+        format: SignatureFormat,
+    },
+    /// The stored algorithm name is not one this build knows.
+    #[error("unknown signing algorithm `{0}`")]
+    UnknownAlgorithm(String),
 }
 
-/// An RSA private key with the apk key name its public half is published under.
-#[derive(Clone)]
-pub struct SigningKey {
-    private: RsaPrivateKey,
-    public_pem: String,
-    key_name: String,
+/// A kind of signing key. The stored name ([`Algorithm::as_str`]) must never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// RSA with PKCS#1 v1.5 signatures over SHA-256 (apk's `.SIGN.RSA256.`).
+    RsaSha256,
 }
 
-impl std::fmt::Debug for SigningKey {
-    // Only the name: the private key must never reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("key_name", &self.key_name())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SigningKey {
-    /// Generates a new key of `bits` bits for `org`.
-    pub fn generate(org: &str, bits: usize) -> Result<Self, SigningError> {
-        check_org(org)?;
-        if bits < MIN_KEY_BITS {
-            return Err(SigningError::Generate(format!(
-                "{bits}-bit keys are too small, use at least {MIN_KEY_BITS} bits"
-            )));
+impl Algorithm {
+    /// The name stored in key sets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RsaSha256 => "rsa-sha256",
         }
-        let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
-            .map_err(|e| SigningError::Generate(e.to_string()))?;
-        Self::from_rsa(org, private)
     }
 
-    /// Reads a PEM private key (PKCS#8 or PKCS#1) belonging to `org`.
-    pub fn from_private_pem(org: &str, pem: &str) -> Result<Self, SigningError> {
-        check_org(org)?;
-        let pem = pem.trim();
-        let private = if pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            return Err(SigningError::InvalidKey(
-                "the key is encrypted; give the unencrypted PEM".to_owned(),
-            ));
-        } else if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
-            RsaPrivateKey::from_pkcs1_pem(pem)
-                .map_err(|e| SigningError::InvalidKey(format!("PKCS#1 PEM: {e}")))?
-        } else if pem.starts_with("-----BEGIN PRIVATE KEY-----") {
-            RsaPrivateKey::from_pkcs8_pem(pem)
-                .map_err(|e| SigningError::InvalidKey(format!("PKCS#8 PEM: {e}")))?
-        } else {
-            return Err(SigningError::InvalidKey(
-                "expected PEM starting with `-----BEGIN PRIVATE KEY-----` (PKCS#8) \
-                 or `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1)"
-                    .to_owned(),
-            ));
-        };
-        private
-            .validate()
-            .map_err(|e| SigningError::InvalidKey(format!("inconsistent key: {e}")))?;
-        let bits = private.size() * 8;
-        if bits < MIN_KEY_BITS {
-            return Err(SigningError::InvalidKey(format!(
-                "{bits}-bit key is too small, use at least {MIN_KEY_BITS} bits"
-            )));
+    /// The algorithm of a stored name.
+    pub fn parse(name: &str) -> Result<Self, SigningError> {
+        match name {
+            "rsa-sha256" => Ok(Algorithm::RsaSha256),
+            other => Err(SigningError::UnknownAlgorithm(other.to_owned())),
         }
-        Self::from_rsa(org, private)
     }
+}
 
-    fn from_rsa(org: &str, private: RsaPrivateKey) -> Result<Self, SigningError> {
-        let public = private.to_public_key();
-        let der = public
-            .to_public_key_der()
-            .map_err(|e| SigningError::InvalidKey(format!("cannot encode the public key: {e}")))?;
-        let public_pem = public
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| SigningError::InvalidKey(format!("cannot encode the public key: {e}")))?;
-        let fingerprint = hex::encode(&Sha256::digest(der.as_bytes())[..4]);
-        Ok(Self {
-            private,
-            public_pem,
-            key_name: format!("{org}-{fingerprint}.rsa.pub"),
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The shape of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureFormat {
+    /// The algorithm's bare signature bytes (RSA: PKCS#1 v1.5 over SHA-256;
+    /// what apk reads from `.SIGN.RSA256.<key name>`).
+    Raw,
+    /// An ASCII-armored detached signature (`Release.gpg`, `repomd.xml.asc`).
+    Detached,
+    /// The data wrapped in a cleartext-signed message (Debian `InRelease`).
+    Cleartext,
+}
+
+impl fmt::Display for SignatureFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureFormat::Raw => "raw",
+            SignatureFormat::Detached => "detached",
+            SignatureFormat::Cleartext => "cleartext",
         })
     }
+}
 
-    /// The private key as PKCS#8 PEM.
-    pub fn private_pem(&self) -> String {
-        let pem = self
-            .private
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("a valid in-memory RSA key always encodes as PKCS#8");
-        String::clone(&pem)
+/// A public key as clients install it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyFile {
+    /// The file name it is published under (apk: `<org>-<8 hex>.rsa.pub`).
+    pub file_name: String,
+    /// Its contents (RSA: PEM `BEGIN PUBLIC KEY`).
+    pub contents: String,
+}
+
+/// Something that signs bytes with one private key.
+///
+/// Implementations keep the private key out of `Debug`.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The kind of key.
+    fn algorithm(&self) -> Algorithm;
+
+    /// The id signatures name the key by (apk: the key file name; OpenPGP: the fingerprint).
+    fn key_id(&self) -> &str;
+
+    /// The public half, as clients install it.
+    fn public_key(&self) -> PublicKeyFile;
+
+    /// Signs `data`.
+    fn sign(&self, data: &[u8], format: SignatureFormat) -> Result<Vec<u8>, SigningError>;
+
+    /// Whether `signature` is this key's signature of `data` in `format`.
+    fn verify(&self, data: &[u8], signature: &[u8], format: SignatureFormat) -> bool;
+
+    /// The private key as text, for the private tree only (RSA: PKCS#8 PEM).
+    fn export_private(&self) -> SecretString;
+}
+
+/// A private key of any supported algorithm; signs through [`Signer`].
+///
+/// Cheap to clone (the key is shared).
+#[derive(Debug, Clone)]
+pub enum PrivateKey {
+    /// An RSA key.
+    Rsa(Arc<RsaKey>),
+}
+
+impl PrivateKey {
+    /// Reads a stored private key of `algorithm` belonging to `org`.
+    pub fn load(algorithm: Algorithm, org: &str, text: &str) -> Result<Self, SigningError> {
+        match algorithm {
+            Algorithm::RsaSha256 => Ok(PrivateKey::Rsa(Arc::new(RsaKey::from_private_pem(
+                org, text,
+            )?))),
+        }
     }
 
-    /// The public key as PEM `BEGIN PUBLIC KEY` (SubjectPublicKeyInfo), as apk reads it.
-    pub fn public_pem(&self) -> String {
-        self.public_pem.clone()
+    /// Generates a key of `algorithm` and `bits` for `org`; blocking (run it off
+    /// the async runtime) and stopped early once `cancel` is set.
+    pub fn generate(
+        algorithm: Algorithm,
+        org: &str,
+        bits: usize,
+        cancel: &AtomicBool,
+    ) -> Result<Self, SigningError> {
+        match algorithm {
+            Algorithm::RsaSha256 => Ok(PrivateKey::Rsa(Arc::new(RsaKey::generate_cancellable(
+                org, bits, cancel,
+            )?))),
+        }
     }
 
-    /// The file name apk must find the public key under.
-    pub fn key_name(&self) -> &str {
-        &self.key_name
+    /// The key as a [`Signer`].
+    pub fn signer(&self) -> &dyn Signer {
+        match self {
+            PrivateKey::Rsa(key) => key.as_ref(),
+        }
     }
 
-    /// Size of the modulus in bits.
+    /// The RSA key, if it is one (apk signs with RSA only).
+    pub fn as_rsa(&self) -> Option<&RsaKey> {
+        match self {
+            PrivateKey::Rsa(key) => Some(key),
+        }
+    }
+
+    /// The modulus size (RSA) or the equivalent strength figure, in bits.
     pub fn bits(&self) -> usize {
-        self.private.size() * 8
-    }
-
-    /// PKCS#1 v1.5 signature over the SHA-256 of `data`.
-    pub fn sign_sha256(&self, data: &[u8]) -> Vec<u8> {
-        let digest = Sha256::digest(data);
-        // The rng only blinds the private-key operation against timing attacks;
-        // PKCS#1 v1.5 signatures stay deterministic.
-        self.private
-            .sign_with_rng(
-                &mut rand::rngs::OsRng,
-                Pkcs1v15Sign::new::<Sha256>(),
-                &digest,
-            )
-            .expect("keys of at least MIN_KEY_BITS always fit a SHA-256 DigestInfo")
-    }
-
-    /// Whether `signature` is this key's PKCS#1 v1.5 signature over the SHA-256 of `data`.
-    pub fn verify_sha256(&self, data: &[u8], signature: &[u8]) -> bool {
-        let digest = Sha256::digest(data);
-        self.private
-            .to_public_key()
-            .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
-            .is_ok()
+        match self {
+            PrivateKey::Rsa(key) => key.bits(),
+        }
     }
 }
 
-/// The org becomes part of a file name (the key name) that clients save in
-/// `/etc/apk/keys` and that we store under; refuse what cannot be a plain name.
-fn check_org(org: &str) -> Result<(), SigningError> {
-    let bad = org.is_empty()
-        || org.starts_with('.')
-        || org.len() > 64
-        || org
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_whitespace() || c.is_control());
-    if bad {
-        return Err(SigningError::InvalidOrg(org.to_owned()));
+impl Signer for PrivateKey {
+    fn algorithm(&self) -> Algorithm {
+        self.signer().algorithm()
     }
-    Ok(())
+    fn key_id(&self) -> &str {
+        self.signer().key_id()
+    }
+    fn public_key(&self) -> PublicKeyFile {
+        self.signer().public_key()
+    }
+    fn sign(&self, data: &[u8], format: SignatureFormat) -> Result<Vec<u8>, SigningError> {
+        self.signer().sign(data, format)
+    }
+    fn verify(&self, data: &[u8], signature: &[u8], format: SignatureFormat) -> bool {
+        self.signer().verify(data, signature, format)
+    }
+    fn export_private(&self) -> SecretString {
+        self.signer().export_private()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsa::RsaPublicKey;
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePublicKey;
-    use rsa::traits::PrivateKeyParts;
-    use std::process::Command;
 
-    /// A throwaway 2048-bit PKCS#8 key shared with the integration tests.
     const FIXTURE_KEY: &str = include_str!("../tests/fixtures/keys/test-signing.rsa");
 
-    fn verify(public_pem: &str, data: &[u8], signature: &[u8]) -> bool {
-        let public = RsaPublicKey::from_public_key_pem(public_pem).unwrap();
-        public
-            .verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(data),
-                signature,
-            )
-            .is_ok()
-    }
-
-    fn assert_key_name_shape(name: &str, org: &str) {
-        let hex = name
-            .strip_prefix(&format!("{org}-"))
-            .and_then(|rest| rest.strip_suffix(".rsa.pub"))
-            .unwrap_or_else(|| panic!("bad key name {name}"));
-        assert_eq!(hex.len(), 8, "{name}");
-        assert!(
-            hex.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-            "{name}"
-        );
-    }
-
     #[test]
-    fn generated_key_round_trips_through_pkcs8_and_pkcs1() {
-        let key = SigningKey::generate("acme", 1024).unwrap();
-        assert_eq!(key.bits(), 1024);
-        assert_key_name_shape(key.key_name(), "acme");
-        assert!(key.public_pem().starts_with("-----BEGIN PUBLIC KEY-----\n"));
-        let pkcs8 = key.private_pem();
-        assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-
-        let again = SigningKey::from_private_pem("acme", &pkcs8).unwrap();
-        assert_eq!(again.key_name(), key.key_name());
-        assert_eq!(again.public_pem(), key.public_pem());
-
-        let pkcs1 = key.private.to_pkcs1_pem(LineEnding::LF).unwrap();
-        assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-        let from_pkcs1 = SigningKey::from_private_pem("acme", &pkcs1).unwrap();
-        assert_eq!(from_pkcs1.key_name(), key.key_name());
-        // PKCS#1 v1.5 is deterministic: the same key gives the same signature.
-        assert_eq!(from_pkcs1.sign_sha256(b"x"), key.sign_sha256(b"x"));
-    }
-
-    #[test]
-    fn the_org_is_the_key_name_prefix_and_the_hash_depends_on_the_key() {
-        let a = SigningKey::generate("org-a", 1024).unwrap();
-        let b = SigningKey::generate("org-a", 1024).unwrap();
-        assert_ne!(a.key_name(), b.key_name());
-        let a_other_org = SigningKey::from_private_pem("other", &a.private_pem()).unwrap();
+    fn algorithm_names_round_trip() {
         assert_eq!(
-            a_other_org.key_name().strip_prefix("other-"),
-            a.key_name().strip_prefix("org-a-")
+            Algorithm::parse("rsa-sha256").unwrap(),
+            Algorithm::RsaSha256
         );
-    }
-
-    #[test]
-    fn signatures_verify_and_fail_on_changed_data() {
-        let key = SigningKey::generate("acme", 1024).unwrap();
-        let sig = key.sign_sha256(b"index bytes");
-        assert_eq!(sig.len(), 128);
-        assert!(verify(&key.public_pem(), b"index bytes", &sig));
-        assert!(!verify(&key.public_pem(), b"index bytez", &sig));
-        let other = SigningKey::generate("acme", 1024).unwrap();
-        assert!(!verify(&other.public_pem(), b"index bytes", &sig));
-    }
-
-    #[test]
-    fn debug_does_not_print_the_private_key() {
-        let key = SigningKey::from_private_pem("acme", FIXTURE_KEY).unwrap();
-        let debug = format!("{key:?}");
-        assert!(debug.contains(key.key_name()), "{debug}");
-        assert!(!debug.contains("BEGIN"), "{debug}");
-        // No part of the key material, in any of the usual renderings.
-        let d = key.private.d().to_string();
-        assert!(!debug.contains(&d[..16]), "{debug}");
-        let body_line = FIXTURE_KEY.lines().nth(1).unwrap();
-        assert!(!debug.contains(body_line), "{debug}");
-        assert!(debug.len() < 120, "{debug}");
-        let alternate = format!("{key:#?}");
-        assert!(!alternate.contains(&d[..16]));
-    }
-
-    #[test]
-    fn bad_inputs_are_refused() {
+        assert_eq!(Algorithm::RsaSha256.to_string(), "rsa-sha256");
         assert!(matches!(
-            SigningKey::from_private_pem("acme", "not a key"),
-            Err(SigningError::InvalidKey(_))
+            Algorithm::parse("ed25519"),
+            Err(SigningError::UnknownAlgorithm(_))
         ));
-        let corrupt = FIXTURE_KEY.replacen("MII", "MIJ", 1);
-        assert!(matches!(
-            SigningKey::from_private_pem("acme", &corrupt),
-            Err(SigningError::InvalidKey(_))
-        ));
-        let encrypted =
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        match SigningKey::from_private_pem("acme", encrypted) {
-            Err(SigningError::InvalidKey(msg)) => assert!(msg.contains("encrypted"), "{msg}"),
-            other => panic!("{other:?}"),
+    }
+
+    #[test]
+    fn a_loaded_key_signs_through_the_trait_object() {
+        let key = PrivateKey::load(Algorithm::RsaSha256, "test", FIXTURE_KEY).unwrap();
+        let signer: &dyn Signer = &key;
+        assert_eq!(signer.algorithm(), Algorithm::RsaSha256);
+        assert_eq!(signer.key_id(), signer.public_key().file_name);
+        let sig = signer.sign(b"data", SignatureFormat::Raw).unwrap();
+        assert!(signer.verify(b"data", &sig, SignatureFormat::Raw));
+        assert!(!signer.verify(b"date", &sig, SignatureFormat::Raw));
+        for format in [SignatureFormat::Detached, SignatureFormat::Cleartext] {
+            assert!(matches!(
+                signer.sign(b"data", format),
+                Err(SigningError::Unsupported { .. })
+            ));
         }
-        let key = SigningKey::from_private_pem("acme", FIXTURE_KEY).unwrap();
-        let public_only = key.public_pem();
-        assert!(matches!(
-            SigningKey::from_private_pem("acme", &public_only),
-            Err(SigningError::InvalidKey(_))
-        ));
-        assert!(matches!(
-            SigningKey::generate("acme", 512),
-            Err(SigningError::Generate(_))
-        ));
-        for org in ["", "a/b", "../x", ".hidden", "a b", "a\nb"] {
-            assert!(
-                matches!(
-                    SigningKey::from_private_pem(org, FIXTURE_KEY),
-                    Err(SigningError::InvalidOrg(_))
-                ),
-                "{org:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn fixture_key_loads_and_matches_openssl() {
-        let key = SigningKey::from_private_pem("test", FIXTURE_KEY).unwrap();
         assert_eq!(key.bits(), 2048);
-        assert_key_name_shape(key.key_name(), "test");
-
-        let dir = tempfile::tempdir().unwrap();
-        let key_path = dir.path().join("key.rsa");
-        std::fs::write(&key_path, FIXTURE_KEY).unwrap();
-
-        // Key name: first 8 hex of SHA-256 over the DER SubjectPublicKeyInfo.
-        let der = Command::new("openssl")
-            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-            .arg(&key_path)
-            .output()
-            .expect("openssl CLI");
-        assert!(
-            der.status.success(),
-            "{}",
-            String::from_utf8_lossy(&der.stderr)
-        );
-        let expected = format!(
-            "test-{}.rsa.pub",
-            &hex::encode(Sha256::digest(&der.stdout))[..8]
-        );
-        assert_eq!(key.key_name(), expected);
-
-        // Public PEM: exactly what `openssl pkey -pubout` prints.
-        let pem = Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&key_path)
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8(pem.stdout).unwrap(), key.public_pem());
-
-        // Signature: `openssl dgst -sha256 -verify` accepts it.
-        let data_path = dir.path().join("data");
-        let sig_path = dir.path().join("sig");
-        let pub_path = dir.path().join("pub.pem");
-        std::fs::write(&data_path, b"some index bytes").unwrap();
-        std::fs::write(&sig_path, key.sign_sha256(b"some index bytes")).unwrap();
-        std::fs::write(&pub_path, key.public_pem()).unwrap();
-        let status = Command::new("openssl")
-            .args(["dgst", "-sha256", "-verify"])
-            .arg(&pub_path)
-            .arg("-signature")
-            .arg(&sig_path)
-            .arg(&data_path)
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{}",
-            String::from_utf8_lossy(&status.stdout)
-        );
+        assert!(key.as_rsa().is_some());
     }
 }

@@ -142,9 +142,12 @@ impl From<PublishError> for ApiError {
             | PublishError::OrgNotEmpty(_)
             | PublishError::Conflict { .. }
             | PublishError::RecentlyRemoved { .. }
-            | PublishError::Key(KeyError::Missing { .. } | KeyError::Exists(_)) => {
-                StatusCode::CONFLICT
-            }
+            | PublishError::Key(
+                KeyError::Missing { .. }
+                | KeyError::Exists { .. }
+                | KeyError::WouldChangeSigner { .. }
+                | KeyError::Conflict { .. },
+            ) => StatusCode::CONFLICT,
             PublishError::Package { .. }
             | PublishError::ArchMismatch { .. }
             | PublishError::NoArchTargets { .. }

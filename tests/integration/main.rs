@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod doctor;
+mod keys;
 mod serve;
 mod storage;
 mod tokens;

@@ -80,8 +80,8 @@ pub(super) async fn create_key(
         )));
     }
     auth.require_write(
-        &TokenLevel::Scoped(scope.clone()),
-        "create signing keys for",
+        &TokenLevel::Scoped(keys::authority(&scope)),
+        "change signing keys of",
     )?;
     state.publisher().get_org(&org).await?;
     let generated = state.publisher().generate_key(&scope, bits).await?;

@@ -1,0 +1,342 @@
+//! A scope's key set and its stored form.
+//!
+//! One private object per scope, `config/<scope>/signing-key.pem`
+//! ([`Key::PrivateKey`]), holds the whole set as JSON with the private keys
+//! inside. The object keeps the name it had when it held a single PEM key:
+//! a store written before key sets (bare PEM) reads as a one-key set with no
+//! migration and no extra lookup, and an older binary that meets a new set
+//! refuses to sign ("expected PEM") instead of signing with a stale key.
+
+use bytes::Bytes;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use super::KeyError;
+use crate::repo::{Key, Scope};
+use crate::signing::{Algorithm, PrivateKey, Signer, SigningError, SigningKey};
+
+/// What the stored set says it is; readers refuse anything else.
+const SET_KIND: &str = "packages-key-set";
+/// The stored format's version.
+const SET_VERSION: u32 = 1;
+
+/// What a key in a set is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Signs new indexes (one per algorithm).
+    Active,
+    /// No longer signs, but stays published so clients that fetched an index
+    /// signed by it (or still hold only this key) keep trusting the repository
+    /// during a rotation.
+    Retiring,
+}
+
+/// One key of a set.
+#[derive(Debug, Clone)]
+pub struct SetKey {
+    /// The key.
+    pub key: PrivateKey,
+    /// Active or retiring.
+    pub state: KeyState,
+    /// When it was added, Unix seconds (`None` for keys from before key sets).
+    pub created: Option<u64>,
+}
+
+/// The signing keys of one scope: an active key per algorithm and any number
+/// of retiring ones, all published in the public tree.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    scope: Scope,
+    keys: Vec<SetKey>,
+    pending: bool,
+    legacy: bool,
+}
+
+/// The stored JSON.
+#[derive(Serialize, Deserialize)]
+struct StoredSet {
+    kind: String,
+    version: u32,
+    /// Set while the public halves may not all be published yet (between the
+    /// winning write and the publication; a crash there is healed by the next
+    /// reader, which publishes them before signing).
+    #[serde(default)]
+    pending_publication: bool,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    algorithm: String,
+    key_id: String,
+    state: KeyState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created: Option<u64>,
+    /// The private key text (RSA: PKCS#8 PEM).
+    private: String,
+}
+
+impl KeySet {
+    /// A set of one new active key.
+    pub fn new(scope: Scope, key: PrivateKey, created: u64) -> Self {
+        Self {
+            scope,
+            keys: vec![SetKey {
+                key,
+                state: KeyState::Active,
+                created: Some(created),
+            }],
+            pending: false,
+            legacy: false,
+        }
+    }
+
+    /// This set with `key` as the active key of its algorithm; the key it
+    /// replaces (and every other key) stays in the set as retiring.
+    pub fn with_active(&self, key: PrivateKey, created: u64) -> Self {
+        let algorithm = key.algorithm();
+        let mut keys = vec![SetKey {
+            key: key.clone(),
+            state: KeyState::Active,
+            created: Some(created),
+        }];
+        for old in &self.keys {
+            if old.key.key_id() == key.key_id() {
+                continue;
+            }
+            let mut old = old.clone();
+            if old.key.algorithm() == algorithm {
+                old.state = KeyState::Retiring;
+            }
+            keys.push(old);
+        }
+        Self {
+            scope: self.scope.clone(),
+            keys,
+            pending: self.pending,
+            legacy: false,
+        }
+    }
+
+    /// The scope the set belongs to.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Every key, active ones first.
+    pub fn keys(&self) -> &[SetKey] {
+        &self.keys
+    }
+
+    /// The active key (of the first algorithm that has one).
+    pub fn active(&self) -> &PrivateKey {
+        &self
+            .keys
+            .iter()
+            .find(|k| k.state == KeyState::Active)
+            .expect("a key set always has an active key (checked when read and built)")
+            .key
+    }
+
+    /// The active key of `algorithm`, if the set has one.
+    pub fn active_for(&self, algorithm: Algorithm) -> Option<&PrivateKey> {
+        self.keys
+            .iter()
+            .find(|k| k.state == KeyState::Active && k.key.algorithm() == algorithm)
+            .map(|k| &k.key)
+    }
+
+    /// The key apk indexes are signed with (the active RSA key).
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.active_for(Algorithm::RsaSha256)
+            .and_then(PrivateKey::as_rsa)
+    }
+
+    /// The retiring keys.
+    pub fn retiring(&self) -> impl Iterator<Item = &PrivateKey> {
+        self.keys
+            .iter()
+            .filter(|k| k.state == KeyState::Retiring)
+            .map(|k| &k.key)
+    }
+
+    /// Whether the public halves may not all be published yet.
+    pub fn is_pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Whether the set was read from a bare PEM key (the layout before key sets).
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    pub(super) fn set_pending(&mut self, pending: bool) {
+        self.pending = pending;
+    }
+
+    /// The stored bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        let stored = StoredSet {
+            kind: SET_KIND.to_owned(),
+            version: SET_VERSION,
+            pending_publication: self.pending,
+            keys: self
+                .keys
+                .iter()
+                .map(|k| StoredKey {
+                    algorithm: k.key.algorithm().as_str().to_owned(),
+                    key_id: k.key.key_id().to_owned(),
+                    state: k.state,
+                    created: k.created,
+                    private: k.key.export_private().expose_secret().to_owned(),
+                })
+                .collect(),
+        };
+        let mut json = serde_json::to_vec_pretty(&stored).expect("a key set always serializes");
+        json.push(b'\n');
+        Bytes::from(json)
+    }
+
+    /// Reads the stored set of `scope`: JSON, or a bare PEM key (one active key).
+    pub fn from_bytes(scope: &Scope, bytes: &[u8]) -> Result<Self, KeyError> {
+        let object = Key::PrivateKey(scope.clone()).path();
+        let invalid = |reason: SigningError| KeyError::Signing {
+            key: object.clone(),
+            reason,
+        };
+        let text = String::from_utf8_lossy(bytes);
+        let org = scope.org.as_str();
+        if !text.trim_start().starts_with('{') {
+            let key = PrivateKey::load(Algorithm::RsaSha256, org, &text).map_err(invalid)?;
+            return Ok(Self {
+                scope: scope.clone(),
+                keys: vec![SetKey {
+                    key,
+                    state: KeyState::Active,
+                    created: None,
+                }],
+                pending: false,
+                legacy: true,
+            });
+        }
+        let stored: StoredSet = serde_json::from_str(&text)
+            .map_err(|e| invalid(SigningError::InvalidKey(format!("key set JSON: {e}"))))?;
+        if stored.kind != SET_KIND || stored.version != SET_VERSION {
+            return Err(invalid(SigningError::InvalidKey(format!(
+                "not a key set this build reads (`{}` version {})",
+                stored.kind, stored.version
+            ))));
+        }
+        let mut keys = Vec::with_capacity(stored.keys.len());
+        for k in stored.keys {
+            let algorithm = Algorithm::parse(&k.algorithm).map_err(invalid)?;
+            let key = PrivateKey::load(algorithm, org, &k.private).map_err(invalid)?;
+            if key.key_id() != k.key_id {
+                return Err(invalid(SigningError::InvalidKey(format!(
+                    "stored id `{}` does not match its key (`{}`)",
+                    k.key_id,
+                    key.key_id()
+                ))));
+            }
+            keys.push(SetKey {
+                key,
+                state: k.state,
+                created: k.created,
+            });
+        }
+        // Active keys first, so `active()` and listings are stable.
+        keys.sort_by_key(|k| k.state != KeyState::Active);
+        if !keys.iter().any(|k| k.state == KeyState::Active) {
+            return Err(invalid(SigningError::InvalidKey(
+                "the key set has no active key".to_owned(),
+            )));
+        }
+        Ok(Self {
+            scope: scope.clone(),
+            keys,
+            pending: stored.pending_publication,
+            legacy: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{Distro, Org};
+
+    const FIXTURE_KEY: &str = include_str!("../../tests/fixtures/keys/test-signing.rsa");
+
+    fn scope() -> Scope {
+        Scope::new(
+            Org::parse("acme").unwrap(),
+            Some(Distro::Alpine),
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn fixture() -> PrivateKey {
+        PrivateKey::load(Algorithm::RsaSha256, "acme", FIXTURE_KEY).unwrap()
+    }
+
+    #[test]
+    fn a_bare_pem_reads_as_a_one_key_set() {
+        let set = KeySet::from_bytes(&scope(), FIXTURE_KEY.as_bytes()).unwrap();
+        assert!(set.is_legacy());
+        assert_eq!(set.keys().len(), 1);
+        assert_eq!(set.active().key_id(), fixture().key_id());
+        assert_eq!(set.signing_key().unwrap().key_name(), fixture().key_id());
+        assert_eq!(set.retiring().count(), 0);
+    }
+
+    #[test]
+    fn a_set_round_trips_and_rotation_keeps_the_old_key_as_retiring() {
+        let first = KeySet::new(scope(), fixture(), 1);
+        let stored = first.to_bytes();
+        assert!(String::from_utf8_lossy(&stored).contains("\"state\": \"active\""));
+        let read = KeySet::from_bytes(&scope(), &stored).unwrap();
+        assert!(!read.is_legacy() && !read.is_pending());
+        assert_eq!(read.active().key_id(), fixture().key_id());
+
+        let new = PrivateKey::Rsa(std::sync::Arc::new(
+            SigningKey::generate("acme", 1024).unwrap(),
+        ));
+        let rotated = read.with_active(new.clone(), 2);
+        let read = KeySet::from_bytes(&scope(), &rotated.to_bytes()).unwrap();
+        assert_eq!(read.active().key_id(), new.key_id());
+        let retiring: Vec<&str> = read.retiring().map(|k| k.key_id()).collect();
+        assert_eq!(retiring, vec![fixture().key_id()]);
+
+        // Making a retiring key active again swaps them; no key is duplicated.
+        let back = read.with_active(fixture(), 3);
+        assert_eq!(back.keys().len(), 2);
+        assert_eq!(back.active().key_id(), fixture().key_id());
+        assert_eq!(
+            back.retiring().map(|k| k.key_id()).collect::<Vec<_>>(),
+            vec![new.key_id()]
+        );
+    }
+
+    #[test]
+    fn damaged_sets_are_refused_with_the_object_named() {
+        let good =
+            String::from_utf8(KeySet::new(scope(), fixture(), 1).to_bytes().to_vec()).unwrap();
+        for bad in [
+            good.replace("packages-key-set", "other"),
+            good.replace("\"active\"", "\"retiring\""),
+            good.replace("rsa-sha256", "ed448"),
+            good.replace(".rsa.pub", ".rsa.pubx"),
+            "{".to_owned(),
+        ] {
+            let err = KeySet::from_bytes(&scope(), bad.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("config/acme/alpine/signing-key.pem"),
+                "{err}"
+            );
+        }
+    }
+}
