@@ -17,7 +17,9 @@
 //! - **request counters** per operation ([`RequestCounts`]), and the number of
 //!   writes so far, both reset by [`FaultHandle::reset_counts`]. A `list` counts
 //!   as one request whatever the number of pages. Requests a crashed store
-//!   refuses are not counted.
+//!   refuses are not counted. Over S3 (whose contract is probed) the
+//!   [`super::Storage`] handle's one-time probe goes through the wrapper and is
+//!   counted too, unless the consistency is configured.
 //!
 //! ```
 //! # async fn demo() -> Result<(), packages::storage::StorageError> {
