@@ -59,9 +59,9 @@ pub enum KeyError {
     },
     /// The scope already has a key, and `replace` was not given.
     #[error(
-        "{scope} already has the signing key `{active}`; a new key would sign its repositories \
-         instead: pass `replace` (`--replace`) to make the new key active (`{active}` stays \
-         published as retiring)"
+        "a signing key already exists for {scope} (`{active}`); a new key would sign its \
+         repositories instead: pass `replace` (`--replace`) to make the new key active \
+         (`{active}` stays published as retiring)"
     )]
     Exists {
         /// The scope.

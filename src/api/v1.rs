@@ -462,8 +462,12 @@ pub struct NewKey {
     pub version: Option<String>,
     /// Repo (for a key of one repo; needs `version`).
     pub repo: Option<String>,
-    /// RSA key size (default 4096, at most 8192).
+    /// RSA key size (default 4096; 2048 to 4096).
     pub bits: Option<usize>,
+    /// Allow the new key to replace the level's key, or to take over repositories
+    /// a wider level's key signs today (default `false`: such a change is refused).
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// A level of tokens in a query.
@@ -1196,7 +1200,11 @@ async fn create_key(
         "change signing keys of",
     )?;
     state.publisher().get_org(&org).await?;
-    let generated = keys::generate(state.stores(), &scope, bits).await?;
+    let options = keys::ChangeOptions {
+        replace: body.replace,
+        ..keys::ChangeOptions::default()
+    };
+    let generated = keys::generate_with(state.stores(), &scope, bits, &options).await?;
     Ok((
         StatusCode::CREATED,
         Json(PublicKeyInfo {
