@@ -12,7 +12,8 @@
 //! Changing keys ([`generate`], [`import`], and their `_with` forms taking
 //! [`ChangeOptions`]) needs org authority ([`authority`]), is atomic (of
 //! racing changes one wins; no public key is published for the others) and
-//! says when it would change the key of existing repositories ([`change`]).
+//! says when it would change the key of existing repositories (`replace` in
+//! [`ChangeOptions`]).
 
 mod change;
 mod resolve;
