@@ -12,7 +12,8 @@
 //! Changing keys ([`generate`], [`import`], and their `_with` forms taking
 //! [`ChangeOptions`]) needs org authority ([`authority`]), is atomic (of
 //! racing changes one wins; no public key is published for the others) and
-//! says when it would change the key of existing repositories ([`change`]).
+//! says when it would change the key of existing repositories (`replace` in
+//! [`ChangeOptions`]).
 
 mod change;
 mod resolve;
@@ -59,9 +60,9 @@ pub enum KeyError {
     },
     /// The scope already has a key, and `replace` was not given.
     #[error(
-        "{scope} already has the signing key `{active}`; a new key would sign its repositories \
-         instead: pass `replace` (`--replace`) to make the new key active (`{active}` stays \
-         published as retiring)"
+        "a signing key already exists for {scope} (`{active}`); a new key would sign its \
+         repositories instead: pass `replace` (`--replace`) to make the new key active \
+         (`{active}` stays published as retiring)"
     )]
     Exists {
         /// The scope.

@@ -9,8 +9,8 @@
 //! - [`stores`]: the public and private trees, each in its own store or sharing one.
 //! - [`formats`]: package formats; [`formats::apk`] reads `.apk` files and renders
 //!   a signed `APKINDEX.tar.gz` (pure: bytes in, bytes out).
-//! - [`signing`]: RSA signing keys for Alpine indexes and their apk key names.
-//! - [`keys`]: where signing keys live in the store and which one signs a repo.
+//! - [`signing`]: the `Signer` interface (sign bytes with a named key); RSA for apk first.
+//! - [`keys`]: key sets per scope in the store, which one signs a repo, safe key changes.
 //! - [`index`]: per-package records and regeneration of one repository's index.
 //! - [`publish`]: the use cases (upload, remove, list, rebuild) shared by the CLI and the server.
 //! - [`tokens`]: API tokens: plaintext shown once, stored as SHA-256 per level, cached look-ups, scopes.

@@ -288,8 +288,12 @@ pub struct NewKey {
     pub version: Option<String>,
     /// Repo (for a key of one repo; needs `version`).
     pub repo: Option<String>,
-    /// RSA key size (default 4096, at most 8192).
+    /// RSA key size (default 4096; 2048 to 4096).
     pub bits: Option<usize>,
+    /// Allow the new key to replace the level's key, or to take over repositories
+    /// a wider level's key signs today (default `false`: such a change is refused).
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// A token to create.

@@ -17,9 +17,13 @@ pub enum KeyCommand {
     Generate {
         #[command(flatten)]
         scope: ScopeArgs,
-        /// RSA key size
+        /// RSA key size (2048 to 4096)
         #[arg(long, default_value_t = keys::DEFAULT_KEY_BITS)]
         bits: usize,
+        /// Replace the level's key, or take over repositories a wider level's key signs
+        /// today (refused without it; the old key stays published as retiring)
+        #[arg(long)]
+        replace: bool,
     },
     /// Import an existing PEM private key (e.g. from `abuild-keygen`)
     Import {
@@ -28,25 +32,37 @@ pub enum KeyCommand {
         /// The PEM file
         #[arg(long)]
         file: PathBuf,
+        /// Replace the level's key, or take over repositories a wider level's key signs
+        /// today (refused without it; the old key stays published as retiring)
+        #[arg(long)]
+        replace: bool,
     },
 }
 
 /// Runs `packages key ...`.
 pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) -> Result<()> {
     let (scope, generated) = match command {
-        KeyCommand::Generate { scope, bits } => {
+        KeyCommand::Generate {
+            scope,
+            bits,
+            replace,
+        } => {
             let scope = scope.scope()?;
             publisher.get_org(&scope.org).await?;
-            let generated = publisher.generate_key(&scope, bits).await?;
+            let generated = publisher.generate_key(&scope, bits, replace).await?;
             (scope, generated)
         }
-        KeyCommand::Import { scope, file } => {
+        KeyCommand::Import {
+            scope,
+            file,
+            replace,
+        } => {
             let scope = scope.scope()?;
             publisher.get_org(&scope.org).await?;
             let pem = std::fs::read_to_string(&file)
                 .with_context(|| format!("{}: cannot read", file.display()))?;
             let generated = publisher
-                .import_key(&scope, &pem)
+                .import_key(&scope, &pem, replace)
                 .await
                 .with_context(|| format!("{}: cannot import", file.display()))?;
             (scope, generated)

@@ -123,13 +123,27 @@ impl Publisher {
         &self,
         scope: &Scope,
         bits: usize,
+        replace: bool,
     ) -> Result<GeneratedKey, PublishError> {
-        Ok(keys::generate(self.stores(), scope, bits).await?)
+        let options = keys::ChangeOptions {
+            replace,
+            ..keys::ChangeOptions::default()
+        };
+        Ok(keys::generate_with(self.stores(), scope, bits, &options).await?)
     }
 
     /// Imports a PEM private key as the signing key of `scope`.
-    pub async fn import_key(&self, scope: &Scope, pem: &str) -> Result<GeneratedKey, PublishError> {
-        Ok(keys::import(self.stores(), scope, pem).await?)
+    pub async fn import_key(
+        &self,
+        scope: &Scope,
+        pem: &str,
+        replace: bool,
+    ) -> Result<GeneratedKey, PublishError> {
+        let options = keys::ChangeOptions {
+            replace,
+            ..keys::ChangeOptions::default()
+        };
+        Ok(keys::import_with(self.stores(), scope, pem, &options).await?)
     }
 
     // ---- index maintenance ---------------------------------------------------

@@ -810,7 +810,7 @@ async fn v1_routes() {
             Method::POST,
             "/api/v1/orgs/acme/keys",
             admin,
-            json!({"version": "edge", "repo": "signed", "bits": 1024}),
+            json!({"version": "edge", "repo": "signed", "bits": 2048, "replace": true}),
         )
         .await;
     key.expect(201);
@@ -825,7 +825,7 @@ async fn v1_routes() {
         Method::POST,
         "/api/v1/orgs/acme/keys",
         admin,
-        json!({"version": "edge", "repo": "signed", "bits": 1024}),
+        json!({"version": "edge", "repo": "signed", "bits": 2048}),
     )
     .await
     .expect_error(409);

@@ -378,7 +378,46 @@ async fn a_set_left_pending_is_published_before_use(ctx: Ctx) {
     );
 }
 
+/// A resolved set is kept per process: the second lookup makes no request
+/// and a change by another process (here: a direct write) shows only once the
+/// entry is forgotten (or expires); an uncached read sees it at once.
+async fn resolution_is_cached_per_process(ctx: Ctx) {
+    let stores = ctx.shared().await;
+    keys::import(&stores, &distro_scope(), &test_key_pem())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let first = keys::key_set_for(&stores, &repo_id()).await.unwrap();
+    let cold = started.elapsed();
+    let started = std::time::Instant::now();
+    let second = keys::key_set_for(&stores, &repo_id()).await.unwrap();
+    let cached = started.elapsed();
+    assert!(std::sync::Arc::ptr_eq(&first, &second));
+
+    stores
+        .private()
+        .delete("config/acme/alpine/signing-key.pem")
+        .await
+        .unwrap();
+    let stale = keys::key_set_for(&stores, &repo_id()).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&stale, &first));
+    assert!(matches!(
+        keys::load_key_set(&stores, &repo_id()).await,
+        Err(KeyError::Missing { .. })
+    ));
+    keys::forget_cached(&stores);
+    assert!(matches!(
+        keys::key_set_for(&stores, &repo_id()).await,
+        Err(KeyError::Missing { .. })
+    ));
+    eprintln!(
+        "key set lookup on {:?}: {cold:?} from the store (3 GETs at once), {cached:?} cached",
+        ctx.backend
+    );
+}
+
 all_backends!(
+    resolution_is_cached_per_process,
     a_set_left_pending_is_published_before_use,
     store_from_before_key_sets,
     key_sizes_are_bounded,

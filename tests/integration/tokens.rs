@@ -164,7 +164,7 @@ const MATRIX: &[(Route, [u16; 11])] = &[
     ),
     (
         Route::CreateKey,
-        [201, 201, 403, 201, 201, 201, 403, 401, 401, 401, 401],
+        [201, 201, 403, 403, 403, 403, 403, 401, 401, 401, 401],
     ),
     (
         Route::CreateToken("repo"),
@@ -304,7 +304,7 @@ async fn attempt(app: &TestApp, route: Route, n: usize, token: Option<&str>) -> 
                 Method::POST,
                 "/api/v1/orgs/acme/keys",
                 token,
-                json!({"version": "edge", "repo": "main", "bits": 1024}),
+                json!({"version": "edge", "repo": "main", "bits": 2048, "replace": true}),
             )
             .await
         }

@@ -84,7 +84,10 @@ pub(super) async fn create_key(
         "change signing keys of",
     )?;
     state.publisher().get_org(&org).await?;
-    let generated = state.publisher().generate_key(&scope, bits).await?;
+    let generated = state
+        .publisher()
+        .generate_key(&scope, bits, body.replace)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(PublicKeyInfo {
