@@ -1,6 +1,7 @@
-//! Fuzz loops for every parser that takes untrusted input, on the stable
-//! toolchain: seeded random mutations of valid inputs, each target for a
-//! fixed time, checking properties rather than only "no panic".
+//! Fuzz loops for every parser that takes untrusted input (the apk reader,
+//! the `APKBUILD` reader, the index check, multipart uploads through the
+//! router), on the stable toolchain: seeded random mutations of valid inputs,
+//! each target for a fixed time, checking properties rather than only "no panic".
 //!
 //! ```text
 //! cargo test --test fuzz                                  # 1 s per target (part of every test run)
@@ -19,6 +20,7 @@
 mod apk;
 mod apkbuild;
 mod index_text;
+mod multipart;
 mod mutate;
 
 use std::panic::AssertUnwindSafe;
