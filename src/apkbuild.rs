@@ -9,7 +9,16 @@
 
 use std::collections::HashMap;
 
-use crate::formats::apk::{is_valid_pkgname, is_valid_version};
+use crate::formats::apk::{MAX_FILE_NAME, is_valid_pkgname, is_valid_version};
+
+/// Longest value a variable may expand to. `$a$a$a...` chains grow
+/// exponentially otherwise: a few hundred bytes of `APKBUILD` could ask for
+/// gigabytes.
+pub const MAX_VALUE_BYTES: usize = 64 << 10;
+
+/// Most bytes all variables together may hold (each assignment line of a few
+/// bytes could otherwise copy a [`MAX_VALUE_BYTES`] value again).
+pub const MAX_VARIABLE_BYTES: usize = 1 << 20;
 
 /// Why an `APKBUILD` could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +81,8 @@ struct Parser<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     line: usize,
     vars: HashMap<String, String>,
+    /// Bytes held in `vars` (names and values).
+    held: usize,
 }
 
 impl Parser<'_> {
@@ -122,6 +133,11 @@ impl Parser<'_> {
             )));
         }
         match self.vars.get(&name) {
+            Some(value) if out.len() + value.len() > MAX_VALUE_BYTES => {
+                return Err(
+                    self.unsupported(format!("the value grows beyond {MAX_VALUE_BYTES} bytes"))
+                );
+            }
             Some(value) => out.push_str(value),
             None => return Err(self.unsupported(format!("`${name}` is not assigned before"))),
         }
@@ -186,6 +202,9 @@ impl Parser<'_> {
                 }
             }
         }
+        if out.len() > MAX_VALUE_BYTES {
+            return Err(self.unsupported(format!("a value longer than {MAX_VALUE_BYTES} bytes")));
+        }
         Ok(out)
     }
 
@@ -229,7 +248,16 @@ impl Parser<'_> {
                 Some('=') => {
                     self.next();
                     let value = self.value()?;
-                    self.vars.insert(name, value);
+                    let name_len = name.len();
+                    self.held += name_len + value.len();
+                    if self.held > MAX_VARIABLE_BYTES {
+                        return Err(self.unsupported(format!(
+                            "the variables hold more than {MAX_VARIABLE_BYTES} bytes"
+                        )));
+                    }
+                    if let Some(old) = self.vars.insert(name, value) {
+                        self.held -= name_len + old.len();
+                    }
                     // Anything after the value on the line (a comment, `;`) is not read.
                     if self.chars.peek() != Some(&';') {
                         self.skip_line();
@@ -268,6 +296,7 @@ pub fn parse(text: &str) -> Result<Apkbuild, ApkbuildError> {
         chars: text.chars().peekable(),
         line: 1,
         vars: HashMap::new(),
+        held: 0,
     }
     .parse()?;
     let get = |name: &'static str| {
@@ -298,12 +327,24 @@ pub fn parse(text: &str) -> Result<Apkbuild, ApkbuildError> {
         .get("arch")
         .map(|a| a.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    Ok(Apkbuild {
+    let parsed = Apkbuild {
         pkgname,
         pkgver,
         pkgrel,
         arch,
-    })
+    };
+    let file_name = parsed.file_name();
+    if file_name.len() > MAX_FILE_NAME {
+        return Err(ApkbuildError::Invalid {
+            name: "pkgname",
+            value: format!(
+                "{} (the file name is {} bytes, at most {MAX_FILE_NAME})",
+                parsed.pkgname,
+                file_name.len()
+            ),
+        });
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -371,5 +412,46 @@ package() {
             parse("pkgname=a\npkgver=not-a-version\npkgrel=0\n"),
             Err(ApkbuildError::Invalid { name: "pkgver", .. })
         ));
+    }
+
+    #[test]
+    fn expansion_is_bounded() {
+        // 40 doublings of 10 bytes would be 10 TiB.
+        let mut text = "a0=0123456789\n".to_owned();
+        for i in 1..=40 {
+            text.push_str(&format!("a{i}=$a{}$a{}\n", i - 1, i - 1));
+        }
+        text.push_str("pkgname=a\npkgver=1.0\npkgrel=0\n");
+        match parse(&text) {
+            Err(ApkbuildError::Unsupported { line: 14, reason }) => {
+                assert!(reason.contains("65536 bytes"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A long literal value, and a long file name.
+        let text = format!("pkgname={}\npkgver=1\npkgrel=0\n", "n".repeat(70_000));
+        assert!(matches!(
+            parse(&text),
+            Err(ApkbuildError::Unsupported { line: 1, .. })
+        ));
+        let text = format!("pkgname={}\npkgver=1\npkgrel=0\n", "n".repeat(250));
+        assert!(matches!(
+            parse(&text),
+            Err(ApkbuildError::Invalid {
+                name: "pkgname",
+                ..
+            })
+        ));
+        // Many copies of a large value.
+        let mut text = format!("big={}\n", "x".repeat(60_000));
+        for i in 0..40 {
+            text.push_str(&format!("c{i}=$big\n"));
+        }
+        match parse(&text) {
+            Err(ApkbuildError::Unsupported { reason, .. }) => {
+                assert!(reason.contains("1048576 bytes"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

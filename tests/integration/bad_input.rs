@@ -1,6 +1,8 @@
 //! Bad packages are refused with a clear error naming the file, and leave both
 //! trees exactly as they were (no temporary files either), through the library
-//! on every backend and through the CLI.
+//! on every backend, through the CLI and through the HTTP API: malformed ones,
+//! ones over the limits that keep the index readable by apk (docs/limits.md),
+//! and ones apk could not install.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use crate::support::{
     noise, setup_repo, snapshot, write_file,
 };
 
+mod hostile;
+
 all_backends!(bad_packages_are_refused_and_change_nothing);
 backend_tests!([local] bad_packages_are_refused_by_the_cli, bad_names_are_refused_by_the_cli);
 
@@ -27,6 +31,8 @@ enum Want {
     Corrupt,
     UnsafePath,
     TooLarge,
+    Limit,
+    Uninstallable,
     ArchMismatch,
 }
 
@@ -41,6 +47,8 @@ impl Want {
                     | (Want::Corrupt, ApkError::Corrupt(_))
                     | (Want::UnsafePath, ApkError::UnsafePath(_))
                     | (Want::TooLarge, ApkError::TooLarge(_))
+                    | (Want::Limit, ApkError::Limit(_))
+                    | (Want::Uninstallable, ApkError::Uninstallable(_))
             ),
             _ => false,
         }
@@ -343,6 +351,9 @@ fn cases() -> Vec<Case> {
             words: &["end-of-archive"],
         },
     ]
+    .into_iter()
+    .chain(hostile::cases())
+    .collect()
 }
 
 async fn bad_packages_are_refused_and_change_nothing(ctx: Ctx) {
