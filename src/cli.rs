@@ -331,6 +331,8 @@ pub struct ServeArgs {
     /// How often to delete files of removed packages whose grace period is over, in seconds (0: never)
     #[arg(long, env = "PACKAGES_GC_INTERVAL_SECS", default_value_t = 3600)]
     pub gc_interval_secs: u64,
+    #[command(flatten)]
+    pub limits: crate::config::ServerLimitArgs,
 }
 
 impl RepoArgs {
@@ -417,6 +419,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Index(IndexCommand::Repair(args)) => repair_indexes(&stores, args, json).await,
         Command::Doctor { public_url } => doctor(&stores, public_url.as_deref(), json).await,
         Command::Gc => {
+            let cleaned =
+                crate::leftovers::clean(&stores, None, crate::api::DEFAULT_REQUEST_TIMEOUT)
+                    .context("cannot clean crash leftovers")?;
+            eprintln!("{} crash leftover(s) deleted", cleaned.len());
             let deleted = Publisher::new(stores).gc().await?;
             if json {
                 print_json(&deleted)
@@ -1039,7 +1045,22 @@ async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<
 }
 
 async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
+    let limits = args.limits.limits()?;
     startup_check(&stores, args.public_url.as_deref()).await?;
+    let request_timeout = Duration::from_secs(args.request_timeout_secs);
+    let leftovers = (stores.clone(), args.upload_dir.clone());
+    let clean_leftovers = move || match crate::leftovers::clean(
+        &leftovers.0,
+        leftovers.1.as_deref(),
+        request_timeout,
+    ) {
+        Ok(cleaned) if !cleaned.is_empty() => {
+            tracing::info!(deleted = cleaned.len(), "crash leftovers deleted")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot clean crash leftovers"),
+    };
+    clean_leftovers.clone()();
     if args.gc_interval_secs > 0 && !args.no_api {
         let publisher = Publisher::new(stores.clone());
         let every = Duration::from_secs(args.gc_interval_secs);
@@ -1047,6 +1068,7 @@ async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
             let mut ticks = tokio::time::interval(every);
             loop {
                 ticks.tick().await;
+                let _ = tokio::task::spawn_blocking(clean_leftovers.clone()).await;
                 match publisher.gc().await {
                     Ok(deleted) if !deleted.is_empty() => {
                         tracing::info!(deleted = deleted.len(), "garbage collected");
@@ -1063,7 +1085,7 @@ async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
             stores.public().describe(),
             args.listen
         );
-        return crate::serve::run(crate::serve::router(stores), args.listen)
+        return crate::serve::run(crate::serve::router(stores), args.listen, limits)
             .await
             .with_context(|| format!("cannot serve on {}", args.listen));
     }
@@ -1091,7 +1113,7 @@ async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         args.listen
     );
     let state = ApiState::new(Publisher::new(stores), config);
-    crate::serve::run(crate::api::router(state), args.listen)
+    crate::serve::run(crate::api::router(state), args.listen, limits)
         .await
         .with_context(|| format!("cannot serve on {}", args.listen))
 }

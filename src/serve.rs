@@ -9,7 +9,9 @@
 //! `/health` and `/metrics`, with this public tree as the fallback for every
 //! other path (`/<org>/alpine/...`; no org may be named like those first
 //! segments). [`run`] serves either until Ctrl-C or SIGTERM, letting
-//! requests in flight finish.
+//! requests in flight finish, within [`ServerLimits`] ([`connections`]).
+
+pub mod connections;
 
 use std::net::SocketAddr;
 
@@ -21,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use tokio_util::io::ReaderStream;
 
+use crate::config::ServerLimits;
 use crate::repo::{STATIC_PREFIX, cache_control_for, content_type_for};
 use crate::storage::StorageError;
 use crate::stores::Stores;
@@ -45,13 +48,12 @@ pub fn router(stores: Stores) -> Router {
         .with_state(PublicTree::new(stores))
 }
 
-/// Serves `router` on `listen` until Ctrl-C or SIGTERM.
-pub async fn run(router: Router, listen: SocketAddr) -> std::io::Result<()> {
+/// Serves `router` on `listen` within `limits` until Ctrl-C or SIGTERM.
+pub async fn run(router: Router, listen: SocketAddr, limits: ServerLimits) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    connections::serve(listener, router, limits, shutdown_signal()).await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -639,6 +639,8 @@ async fn delete_org(
     let org = parse_org(&path.org)?;
     auth.require_write(&TokenLevel::Admin, "delete organizations of")?;
     state.publisher().delete_org(&org, query.force).await?;
+    // Its tokens went with it: none may be used here from the cache.
+    state.tokens().forget_below(&org_level(&org));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1239,7 +1241,7 @@ async fn list_tokens(
     request_body = NewToken,
     responses(
         (status = 201, description = "Created: `token` is shown only in this response", body = CreatedToken),
-        (status = 403, description = "Not allowed to create tokens there", body = ErrorBody),
+        (status = 403, description = "Not allowed to create tokens there, or one that writes more or lives longer than the caller's", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody),
     )
 )]
@@ -1258,7 +1260,7 @@ async fn create_token(
     auth.require_token_admin(&level, true)?;
     let (token, info) = state
         .tokens()
-        .create(&level, &body.name, body.read_only, lifetime)
+        .create_by(&auth.0, &level, &body.name, body.read_only, lifetime)
         .await?;
     Ok((
         StatusCode::CREATED,
