@@ -1047,18 +1047,10 @@ async fn check(stores: Option<&Stores>, args: &CheckArgs, json: bool) -> Result<
 async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
     let limits = args.limits.limits()?;
     startup_check(&stores, args.public_url.as_deref()).await?;
-    let request_timeout = Duration::from_secs(args.request_timeout_secs);
     let leftovers = (stores.clone(), args.upload_dir.clone());
-    let clean_leftovers = move || match crate::leftovers::clean(
-        &leftovers.0,
-        leftovers.1.as_deref(),
-        request_timeout,
-    ) {
-        Ok(cleaned) if !cleaned.is_empty() => {
-            tracing::info!(deleted = cleaned.len(), "crash leftovers deleted")
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot clean crash leftovers"),
+    let request_timeout = Duration::from_secs(args.request_timeout_secs);
+    let clean_leftovers = move || {
+        crate::leftovers::clean_logged(&leftovers.0, leftovers.1.as_deref(), request_timeout)
     };
     clean_leftovers.clone()();
     if args.gc_interval_secs > 0 && !args.no_api {

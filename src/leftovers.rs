@@ -95,6 +95,20 @@ pub fn clean(
     })
 }
 
+/// [`clean`], with the outcome logged instead of returned (for the server's
+/// start-up and `gc` rounds, which go on whatever happens here).
+pub fn clean_logged(stores: &Stores, upload_dir: Option<&Path>, request_timeout: Duration) {
+    match clean(stores, upload_dir, request_timeout) {
+        Ok(cleaned) if !cleaned.is_empty() => tracing::info!(
+            uploads = cleaned.uploads.len(),
+            store_temp = cleaned.store_temp.len(),
+            "crash leftovers deleted"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot clean crash leftovers"),
+    }
+}
+
 /// Deletes the regular files directly in `dir` last written more than
 /// `older_than` ago (a missing `dir` has none).
 pub fn clean_old_files(dir: &Path, older_than: Duration) -> io::Result<Vec<PathBuf>> {
