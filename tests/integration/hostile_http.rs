@@ -307,3 +307,46 @@ async fn made_up_methods_do_not_grow_metrics() {
     assert!(after.saturating_sub(before) < 16 << 10);
     server.assert_running();
 }
+
+// ---- crash leftovers -------------------------------------------------------------
+
+/// Writes `path` and dates it `age` back.
+fn leftover(path: &std::path::Path, age: Duration) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, b"partial").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn crash_leftovers_are_cleaned_at_start_up_and_by_gc() {
+    let old = Duration::from_secs(3 * 3600);
+    let recent = Duration::from_secs(60);
+    let mut server = Server::start_with(None, |dir| {
+        let uploads = dir.join("uploads");
+        leftover(&uploads.join("packages-upload-crashed"), old);
+        leftover(&uploads.join("packages-upload-in-flight"), recent);
+        leftover(&uploads.join("not-ours"), old);
+        leftover(&dir.join("store/.packages-tmp/.tmpcrashed"), old);
+        leftover(&dir.join("store/.packages-tmp/.tmpwriting"), recent);
+        vec!["--upload-dir".to_owned(), uploads.display().to_string()]
+    })
+    .await;
+    let uploads = server.dir().join("uploads");
+    let tmp = server.dir().join("store/.packages-tmp");
+    assert!(!uploads.join("packages-upload-crashed").exists());
+    assert!(uploads.join("packages-upload-in-flight").exists());
+    assert!(uploads.join("not-ours").exists());
+    assert!(!tmp.join(".tmpcrashed").exists());
+    assert!(tmp.join(".tmpwriting").exists());
+    server.assert_running();
+    // `packages gc` cleans the store's staged writes too.
+    leftover(&tmp.join(".tmpcrashed-later"), old);
+    server.cli(&["gc"]);
+    assert!(!tmp.join(".tmpcrashed-later").exists());
+    assert!(tmp.join(".tmpwriting").exists());
+}

@@ -58,6 +58,17 @@ impl Server {
     /// Starts a server with `args` after `serve`; `open_files` lowers its
     /// open-file limit (`ulimit -n`) first.
     pub(super) async fn start(args: &[&str], open_files: Option<u32>) -> Self {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Self::start_with(open_files, |_| args).await
+    }
+
+    /// [`Server::start`], calling `prepare` with the test's directory (the
+    /// store is its `store/`) just before the server starts; `prepare`
+    /// returns the arguments after `serve`.
+    pub(super) async fn start_with(
+        open_files: Option<u32>,
+        prepare: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = dir.path().join("store");
         run_ok(packages(&store).args(["org", "create", "acme"]));
@@ -67,6 +78,7 @@ impl Server {
             .unwrap_or_default()
             .to_owned();
         assert!(admin.starts_with("pkgs_"), "{admin}");
+        let args = prepare(dir.path());
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let mut serve = packages(&store);
@@ -124,6 +136,16 @@ impl Server {
             .expect("/health/ready");
         assert_eq!(ready.status, 200);
         server
+    }
+
+    /// The test's directory (the store is its `store/`).
+    pub(super) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// `packages --storage <the store> ARGS`, run to success: its stdout.
+    pub(super) fn cli(&self, args: &[&str]) -> String {
+        run_ok(packages(&self.dir().join("store")).args(args))
     }
 
     pub(super) fn log(&self) -> String {
