@@ -22,6 +22,7 @@
 //! - [`doctor`]: store checks (reachability, conditional writes, clock skew, private-tree exposure).
 //! - [`apkbuild`]: reads `pkgname`/`pkgver`/`pkgrel` from an `APKBUILD` (for `packages check`).
 //! - [`cli`]: the command line.
+//! - [`leftovers`]: cleans what a killed process left on local disk (staged uploads and writes).
 
 pub mod api;
 pub mod apkbuild;
@@ -31,6 +32,7 @@ pub mod doctor;
 pub mod formats;
 pub mod index;
 pub mod keys;
+pub mod leftovers;
 pub mod publish;
 pub mod repo;
 pub mod serve;

@@ -39,14 +39,77 @@ pub struct NameError {
     pub reason: &'static str,
 }
 
+/// Longest org, version or repo name, in bytes.
+///
+/// Every object name is built from these names ([`Key::path`]); the longest
+/// layout is a tombstone, `config/<org>/alpine/<version>/<repo>/<arch>/deleted/<file>.json`:
+/// 7 + 64 + 8 + 64 + 1 + 64 + 1 + 32 + 9 + 255 + 5 = 510 bytes, within S3's
+/// 1,024-byte keys with room for longer layouts (deb pools, rpm `repodata`),
+/// and every name is far below the 255 bytes a file name may have on disk.
+/// `every_key_fits_every_store` checks every layout.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Longest arch name, in bytes.
+pub const MAX_ARCH_LEN: usize = 32;
+
+/// Longest object key any store accepts (S3; a local path is shorter than
+/// `PATH_MAX` below its root, and a GCS or Azure name longer).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The rule for org, version and repo names, as error messages state it.
+const NAME_RULE: &str = "use lowercase ASCII: a letter or digit first, then letters, digits, `.`, `_`, `+` or `-`; at most 64 bytes";
+
+/// The rule for arch names, as error messages state it.
+const ARCH_RULE: &str =
+    "use lowercase ASCII: a letter or digit first, then letters, digits or `_`; at most 32 bytes";
+
+/// Endings of the files kept beside versions and repos (keys, settings, tokens).
+const FILE_ENDINGS: &[&str] = &[".json", ".pem", ".pub", ".apk", ".gz", ".deflate"];
+
+/// Checks `value` against [`NAME_RULE`]: `[a-z0-9][a-z0-9._+-]*`, at most
+/// [`MAX_NAME_LEN`] bytes, no `..`, not ending like a file of the layout.
+/// Look-alikes (Cyrillic or fullwidth letters, spaces, upper case) are refused,
+/// so no two names that print alike reach the store.
+fn check_name(kind: &'static str, value: &str) -> Result<(), NameError> {
+    let fail = |reason| NameError {
+        kind,
+        value: value.escape_debug().to_string(),
+        reason,
+    };
+    let first_ok = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = value.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'+' | b'-')
+    });
+    if !first_ok || !rest_ok || value.len() > MAX_NAME_LEN {
+        return Err(fail(NAME_RULE));
+    }
+    if value.contains("..") {
+        return Err(fail("contains `..`"));
+    }
+    if FILE_ENDINGS.iter().any(|end| value.ends_with(end)) {
+        return Err(fail(
+            "ends like a file kept beside it (`.json`, `.pem`, `.pub`, `.apk`, `.gz`, `.deflate`)",
+        ));
+    }
+    Ok(())
+}
+
 /// One validated path segment: no `/`, `\`, control characters, leading `.`,
-/// and at most 128 bytes (255 for file names).
+/// and at most 128 bytes (255 for file names). Versions and repos (`kind`
+/// `"version"`, `"repo"`) also follow the name rule: lowercase ASCII, at most
+/// [`MAX_NAME_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Segment(String);
 
 impl Segment {
     /// Validates `value` as a `kind` segment.
     pub fn parse(kind: &'static str, value: &str) -> Result<Self, NameError> {
+        if matches!(kind, "version" | "repo") {
+            check_name(kind, value)?;
+        }
         let fail = |reason| NameError {
             kind,
             value: value.escape_debug().to_string(),
@@ -89,7 +152,8 @@ impl fmt::Display for Segment {
     }
 }
 
-/// Names an organization: lowercase letters, digits, `-`, `_`, `.`; not a reserved word.
+/// Names an organization: lowercase ASCII letters and digits, then also `.`,
+/// `_`, `+`, `-`, at most [`MAX_NAME_LEN`] bytes; not a reserved word.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Org(Segment);
 
@@ -111,24 +175,13 @@ pub const RESERVED_ORG_NAMES: &[&str] = &[
 impl Org {
     /// Validates an organization name.
     pub fn parse(value: &str) -> Result<Self, NameError> {
+        check_name("org", value)?;
         let segment = Segment::parse("org", value)?;
         let fail = |reason| NameError {
             kind: "org",
             value: value.to_owned(),
             reason,
         };
-        if value.len() > 64 {
-            return Err(fail("longer than 64 characters"));
-        }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(fail("use lowercase letters, digits, `-`, `_` and `.` only"));
-        }
-        if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(fail("must start with a letter or digit"));
-        }
         if RESERVED_ORG_NAMES.contains(&value) {
             return Err(fail("reserved name"));
         }
@@ -181,8 +234,10 @@ impl fmt::Display for Distro {
     }
 }
 
-/// An architecture name: `[A-Za-z0-9_]`, at most 32 characters. `noarch` is
-/// not a publishing target (noarch packages go into every arch of a repo).
+/// An architecture name: `[a-z0-9][a-z0-9_]*`, at most [`MAX_ARCH_LEN`]
+/// bytes (every apk arch: `x86_64`, `aarch64`, `armv7`, `ppc64le`,
+/// `riscv64`, `loongarch64` ...). `noarch` is not a publishing target
+/// (noarch packages go into every arch of a repo).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Arch(Segment);
 
@@ -195,11 +250,18 @@ impl Arch {
         let segment = Segment::parse("arch", value)?;
         let fail = |reason| NameError {
             kind: "arch",
-            value: value.to_owned(),
+            value: value.escape_debug().to_string(),
             reason,
         };
-        if value.len() > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(fail("use letters, digits and `_` only (at most 32)"));
+        let first_ok = value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let rest_ok = value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !first_ok || !rest_ok || value.len() > MAX_ARCH_LEN {
+            return Err(fail(ARCH_RULE));
         }
         if value == NOARCH {
             return Err(fail(
@@ -698,7 +760,121 @@ mod tests {
         }
         assert!(Segment::parse("repo", &"a".repeat(129)).is_err());
         Segment::parse("file name", "gcc-13.2.1_git20231014+x~1-r0.apk").unwrap();
-        Segment::parse("version", "édge").unwrap();
+        Segment::parse("file name", "Édge-1.0-r0.apk").unwrap();
+    }
+
+    #[test]
+    fn names_are_lowercase_ascii() {
+        for good in [
+            "edge",
+            "v3.20",
+            "latest-stable",
+            "3.21",
+            "main",
+            "c++",
+            "a_b",
+            "x",
+        ] {
+            Segment::parse("version", good).unwrap();
+            Segment::parse("repo", good).unwrap();
+        }
+        Org::parse("acme+labs").unwrap();
+        Segment::parse("version", &"a".repeat(MAX_NAME_LEN)).unwrap();
+        // Look-alikes: Cyrillic `е`, fullwidth letters, spaces, upper case.
+        for bad in [
+            "\u{435}dge",
+            "ｅｄｇｅ",
+            "édge",
+            "ed ge",
+            "edge ",
+            "Edge",
+            "EDGE",
+            "-edge",
+            "_edge",
+            "+edge",
+            ".edge",
+            "v3..20",
+            "a\u{200b}b",
+            "main.json",
+            "signing-key.pem",
+            "acme-1.rsa.pub",
+        ] {
+            for kind in ["version", "repo"] {
+                let err = Segment::parse(kind, bad).unwrap_err();
+                assert!(!err.reason.is_empty(), "{kind} {bad:?}");
+            }
+            assert!(Org::parse(bad).is_err(), "org {bad:?}");
+        }
+        let err = Segment::parse("version", "Edge").unwrap_err().to_string();
+        assert!(
+            err.contains("lowercase ASCII") && err.contains("64"),
+            "{err}"
+        );
+        assert!(Segment::parse("repo", &"a".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(Org::parse(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(Distro::parse("Alpine").is_err());
+    }
+
+    #[test]
+    fn every_key_fits_every_store() {
+        let name = |c: &str, n| c.repeat(n);
+        let org = Org::parse(&name("o", MAX_NAME_LEN)).unwrap();
+        let repo = RepoId::parse(
+            org.as_str(),
+            "alpine",
+            &name("v", MAX_NAME_LEN),
+            &name("r", MAX_NAME_LEN),
+        )
+        .unwrap();
+        let arch = repo.arch(Arch::parse(&name("a", MAX_ARCH_LEN)).unwrap());
+        let file = Segment::parse("file name", &name("f", 255)).unwrap();
+        let short = Segment::parse("id", &name("0", 64)).unwrap();
+        let scope = repo.scope();
+        let keys = [
+            Key::Package {
+                arch: arch.clone(),
+                file: file.clone(),
+            },
+            Key::Index(arch.clone()),
+            Key::PublicKey {
+                scope: scope.clone(),
+                name: short.clone(),
+            },
+            Key::PrivateKey(scope.clone()),
+            Key::Org(org),
+            Key::RepoSettings(repo.clone()),
+            Key::IndexState(arch.clone()),
+            Key::Tombstone {
+                arch: arch.clone(),
+                file,
+            },
+            Key::IndexMarker(arch.clone()),
+            Key::Chunk {
+                arch: arch.clone(),
+                name: short.clone(),
+            },
+            Key::ChunkSegment {
+                arch: arch.clone(),
+                name: short.clone(),
+            },
+            Key::Pending {
+                arch,
+                id: short.clone(),
+            },
+            Key::Token {
+                level: Some(scope),
+                hash: short,
+            },
+        ];
+        let longest = keys.iter().map(|k| k.path().len()).max().unwrap();
+        assert!(longest <= MAX_KEY_BYTES, "a key of {longest} bytes");
+        for key in &keys {
+            // The folders named after org, version, repo and arch fit any
+            // file system (255-byte names); file names are bounded on their own.
+            for segment in key.path().split('/').take(6) {
+                assert!(segment.len() <= 255, "{}", key.path());
+            }
+        }
     }
 
     #[test]
@@ -710,5 +886,28 @@ mod tests {
         assert!(Arch::parse("noarch").is_err());
         assert!(Arch::parse("x86-64").is_err());
         Arch::parse("aarch64").unwrap();
+        // Every arch of the fixtures and of Alpine.
+        for arch in [
+            "x86_64",
+            "x86",
+            "aarch64",
+            "armhf",
+            "armv7",
+            "ppc64le",
+            "s390x",
+            "riscv64",
+            "loongarch64",
+        ] {
+            Arch::parse(arch).unwrap();
+        }
+        for bad in [
+            "X86_64",
+            "_x86",
+            "\u{430}arch64",
+            &"a".repeat(MAX_ARCH_LEN + 1),
+        ] {
+            let err = Arch::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("lowercase ASCII"), "{err}");
+        }
     }
 }

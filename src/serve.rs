@@ -10,9 +10,12 @@
 //! fallback for every other path (`/<org>/alpine/...`; no org may be named
 //! like those first segments), and garbage collection every so often; or
 //! [`run_public`], the public tree alone. Both serve until Ctrl-C or
-//! SIGTERM, letting requests in flight finish ([`run`]). These entry points
+//! SIGTERM, letting requests in flight finish ([`run`]), within
+//! [`ServerLimits`] ([`connections`]). These entry points
 //! take plain settings ([`ServiceConfig`]), so the command line needs nothing
 //! of [`crate::api`].
+
+pub mod connections;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ use percent_encoding::percent_decode_str;
 use tokio_util::io::ReaderStream;
 
 use crate::api::{ApiConfig, ApiState};
+use crate::config::ServerLimits;
 use crate::publish::Publisher;
 use crate::repo::{STATIC_PREFIX, cache_control_for, content_type_for};
 use crate::storage::StorageError;
@@ -56,10 +60,16 @@ pub async fn run_service(
     stores: Stores,
     config: ServiceConfig,
     listen: SocketAddr,
+    limits: ServerLimits,
 ) -> std::io::Result<()> {
     let publisher = Publisher::new(stores);
     if let Some(every) = config.gc_interval {
-        spawn_gc(publisher.clone(), every);
+        spawn_gc(
+            publisher.clone(),
+            every,
+            config.upload_dir.clone(),
+            config.request_timeout,
+        );
     }
     let api = ApiConfig {
         max_body: config.max_body,
@@ -67,20 +77,41 @@ pub async fn run_service(
         token_cache_ttl: config.token_cache_ttl,
         upload_dir: config.upload_dir,
     };
-    run(crate::api::router(ApiState::new(publisher, api)), listen).await
+    run(
+        crate::api::router(ApiState::new(publisher, api)),
+        listen,
+        limits,
+    )
+    .await
 }
 
 /// Serves only the public tree of `stores` on `listen`, until Ctrl-C or SIGTERM.
-pub async fn run_public(stores: Stores, listen: SocketAddr) -> std::io::Result<()> {
-    run(router(stores), listen).await
+pub async fn run_public(
+    stores: Stores,
+    listen: SocketAddr,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
+    run(router(stores), listen, limits).await
 }
 
-/// Deletes expired files now and then every `every`, in the background.
-fn spawn_gc(publisher: Publisher, every: Duration) {
+/// Deletes expired files and crash leftovers (stale staged uploads, temporary
+/// files) now and then every `every`, in the background.
+fn spawn_gc(
+    publisher: Publisher,
+    every: Duration,
+    upload_dir: Option<PathBuf>,
+    request_timeout: Duration,
+) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         loop {
             ticks.tick().await;
+            let stores = publisher.stores().clone();
+            let dir = upload_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::leftovers::clean_logged(&stores, dir.as_deref(), request_timeout);
+            })
+            .await;
             match publisher.gc().await {
                 Ok(deleted) if !deleted.is_empty() => {
                     tracing::info!(deleted = deleted.len(), "garbage collected");
@@ -112,13 +143,12 @@ pub fn router(stores: Stores) -> Router {
         .with_state(PublicTree::new(stores))
 }
 
-/// Serves `router` on `listen` until Ctrl-C or SIGTERM.
-pub async fn run(router: Router, listen: SocketAddr) -> std::io::Result<()> {
+/// Serves `router` on `listen` within `limits` until Ctrl-C or SIGTERM.
+pub async fn run(router: Router, listen: SocketAddr, limits: ServerLimits) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    connections::serve(listener, router, limits, shutdown_signal()).await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

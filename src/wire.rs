@@ -45,7 +45,7 @@ pub struct OrgInfo {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
-    /// Its name: lowercase letters, digits, `-`, `_`, `.`; not a reserved word.
+    /// Its name: lowercase ASCII, `[a-z0-9]` first, then `[a-z0-9._+-]`, at most 64 bytes; not a reserved word.
     pub name: String,
 }
 

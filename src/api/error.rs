@@ -179,6 +179,7 @@ impl From<TokenError> for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             TokenError::NotFound { .. } | TokenError::OrgNotFound(_) => StatusCode::NOT_FOUND,
+            TokenError::Forbidden(_) => StatusCode::FORBIDDEN,
             TokenError::Invalid(_) | TokenError::Name(_) => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())

@@ -1,7 +1,10 @@
 //! Prometheus metrics of the server, served as text at `/metrics`.
 //!
 //! Requests are labelled by matched route (the template, never the raw
-//! path, so the label set stays small), method and status.
+//! path), method and status, each from a closed set so that no client can
+//! grow `/metrics`: routes no template matched share [`FALLBACK_ROUTE`],
+//! methods outside [`KNOWN_METHODS`] share [`OTHER_METHOD`], and a status is
+//! one of at most 500 three-digit codes.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,23 @@ use super::error::StoreFailure;
 
 /// Label for requests no route matched (the public tree, unknown paths).
 const FALLBACK_ROUTE: &str = "fallback";
+
+/// Methods counted under their own name.
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// Label for any other method (clients may send any token as a method).
+const OTHER_METHOD: &str = "other";
+
+/// The label of `method`: itself when known, else [`OTHER_METHOD`].
+fn method_label(method: &axum::http::Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
 
 /// Buckets for request, publish and index latencies, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -138,7 +158,7 @@ impl Metrics {
 /// Middleware counting every request by route, method and status.
 pub(super) async fn track(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -148,11 +168,11 @@ pub(super) async fn track(State(state): State<ApiState>, request: Request, next:
     let metrics = state.metrics();
     metrics
         .requests
-        .with_label_values(&[method.as_str(), route.as_str(), response.status().as_str()])
+        .with_label_values(&[method, route.as_str(), response.status().as_str()])
         .inc();
     metrics
         .request_seconds
-        .with_label_values(&[method.as_str(), route.as_str()])
+        .with_label_values(&[method, route.as_str()])
         .observe(started.elapsed().as_secs_f64());
     if response.extensions().get::<StoreFailure>().is_some() {
         metrics.store_errors.inc();
@@ -185,4 +205,21 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
         state.metrics().render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for made_up in ["FOO", "get", "XGET12345"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), OTHER_METHOD);
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::repo::Org;
 pub enum OrgCommand {
     /// Create an organization
     Create {
-        /// Its name (lowercase letters, digits, `-`, `_`, `.`)
+        /// Its name (lowercase ASCII: `[a-z0-9]` first, then `[a-z0-9._+-]`, at most 64 bytes)
         name: String,
     },
     /// List organizations

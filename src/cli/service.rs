@@ -41,6 +41,8 @@ pub struct ServeArgs {
     /// How often to delete files of removed packages whose grace period is over, in seconds (0: never)
     #[arg(long, env = "PACKAGES_GC_INTERVAL_SECS", default_value_t = 3600)]
     pub gc_interval_secs: u64,
+    #[command(flatten)]
+    pub limits: crate::config::ServerLimitArgs,
 }
 
 /// Runs `packages doctor`.
@@ -128,14 +130,20 @@ async fn startup_check(stores: &Stores, public_url: Option<&str>) -> Result<()> 
 
 /// Runs `packages serve`.
 pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
+    let limits = args.limits.limits()?;
     startup_check(&stores, args.public_url.as_deref()).await?;
+    crate::leftovers::clean_logged(
+        &stores,
+        args.upload_dir.as_deref(),
+        Duration::from_secs(args.request_timeout_secs),
+    );
     if args.no_api {
         eprintln!(
             "serving the public tree of {} on http://{}",
             stores.public().describe(),
             args.listen
         );
-        return serve::run_public(stores, args.listen)
+        return serve::run_public(stores, args.listen, limits)
             .await
             .with_context(|| format!("cannot serve on {}", args.listen));
     }
@@ -164,13 +172,20 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         stores.public().describe(),
         args.listen
     );
-    serve::run_service(stores, config, args.listen)
+    serve::run_service(stores, config, args.listen, limits)
         .await
         .with_context(|| format!("cannot serve on {}", args.listen))
 }
 
 /// Runs `packages gc`.
 pub(super) async fn gc(publisher: &Publisher, json: bool) -> Result<()> {
+    let cleaned = crate::leftovers::clean(
+        publisher.stores(),
+        None,
+        crate::serve::DEFAULT_REQUEST_TIMEOUT,
+    )
+    .context("cannot clean crash leftovers")?;
+    eprintln!("{} crash leftover(s) deleted", cleaned.len());
     let deleted = publisher.gc().await?;
     if json {
         print_json(&deleted)

@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod doctor;
+mod hostile_http;
 mod keys;
 mod serve;
 mod storage;

@@ -127,5 +127,7 @@ pub(super) async fn delete_org(
     let org = parse_org(&path.org)?;
     auth.require_write(&TokenLevel::Admin, "delete organizations of")?;
     state.publisher().delete_org(&org, query.force).await?;
+    // Its tokens went with it: none may be used here from the cache.
+    state.tokens().forget_below(&org_level(&org));
     Ok(StatusCode::NO_CONTENT)
 }

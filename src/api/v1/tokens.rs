@@ -42,7 +42,7 @@ pub(super) async fn list_tokens(
     request_body = NewToken,
     responses(
         (status = 201, description = "Created: `token` is shown only in this response", body = CreatedToken),
-        (status = 403, description = "Not allowed to create tokens there", body = ErrorBody),
+        (status = 403, description = "Not allowed to create tokens there, or one that writes more or lives longer than the caller's", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody),
     )
 )]
@@ -61,7 +61,7 @@ pub(super) async fn create_token(
     auth.require_token_admin(&level, true)?;
     let (token, info) = state
         .tokens()
-        .create(&level, &body.name, body.read_only, lifetime)
+        .create_by(&auth.0, &level, &body.name, body.read_only, lifetime)
         .await?;
     Ok((
         StatusCode::CREATED,
