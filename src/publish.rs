@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+use crate::core::Known;
+use crate::formats::apk::Alpine;
 use crate::formats::apk::{ApkError, ApkLimits, ApkPackage, ApkRecord, read_package};
-use crate::index::{self, Change, IndexError};
+use crate::index::{self, Change, IndexError, PendingChange};
 use crate::keys::{self, KeyError};
-use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, Segment, Tree};
+use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, RootId, Segment, Tree};
 use crate::storage::{Payload, PutMode, StorageError};
 use crate::stores::Stores;
 
@@ -24,7 +26,12 @@ mod orgs;
 mod rebuild;
 mod remove;
 mod settings;
+mod settings_root;
 mod upload;
+
+/// Default cap on the number of arches a repository may serve (each one
+/// gets a copy of every noarch package).
+pub const DEFAULT_MAX_ARCHES: usize = 64;
 
 /// Default time a removed package's file stays downloadable.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -90,6 +97,16 @@ pub enum PublishError {
         arch: String,
         /// When the name frees up.
         until: u64,
+    },
+    /// Adding the arches would exceed the cap.
+    #[error(
+        "{repo}: a repository serves at most {max} arches (noarch packages are copied into each); remove unused arches or raise the limit"
+    )]
+    TooManyArches {
+        /// The repository.
+        repo: String,
+        /// The cap.
+        max: usize,
     },
     /// Nothing matched.
     #[error("{0}")]
@@ -196,6 +213,7 @@ pub struct Publisher {
     limits: ApkLimits,
     delete_grace: Duration,
     orphan_grace: Duration,
+    max_arches: usize,
 }
 
 fn unix_now() -> u64 {
@@ -213,6 +231,7 @@ impl Publisher {
             limits: ApkLimits::default(),
             delete_grace: DEFAULT_DELETE_GRACE,
             orphan_grace: index::PENDING_GRACE,
+            max_arches: DEFAULT_MAX_ARCHES,
         }
     }
 
@@ -233,6 +252,12 @@ impl Publisher {
     /// other writer runs).
     pub fn with_orphan_grace(mut self, grace: Duration) -> Self {
         self.orphan_grace = grace;
+        self
+    }
+
+    /// Sets the cap on arches per repository (default [`DEFAULT_MAX_ARCHES`]).
+    pub fn with_max_arches(mut self, max: usize) -> Self {
+        self.max_arches = max;
         self
     }
 

@@ -10,10 +10,13 @@
 //! the first two tars are "cut" (no end-of-archive blocks). Reference:
 //! `/work/shared/reference/formats.md` section 1 and `apk-client.md`.
 
+pub mod alpine;
 pub mod builder;
 pub mod index;
 pub mod segmented;
 mod ustar;
+
+pub use alpine::Alpine;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

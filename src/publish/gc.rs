@@ -50,18 +50,19 @@ impl Publisher {
         &self,
         private: &[crate::storage::ObjectMeta],
     ) -> Result<Vec<String>, PublishError> {
-        let mut by_arch: BTreeMap<RepoArch, Vec<&crate::storage::ObjectMeta>> = BTreeMap::new();
+        let mut by_root: BTreeMap<crate::repo::RootId, Vec<&crate::storage::ObjectMeta>> =
+            BTreeMap::new();
         for object in private {
-            if let Some(arch) = Key::parse_chunk(&object.key) {
-                by_arch.entry(arch).or_default().push(object);
+            if let Some(root) = Key::parse_chunk(&object.key) {
+                by_root.entry(root).or_default().push(object);
             }
         }
         let cutoff = SystemTime::now()
             .checked_sub(self.orphan_grace)
             .unwrap_or(UNIX_EPOCH);
         let mut deleted = Vec::new();
-        for (arch, objects) in by_arch {
-            let live = index::live_chunk_keys(&self.stores, &arch).await?;
+        for (root, objects) in by_root {
+            let live = crate::core::live_chunk_keys(&self.stores, &root).await?;
             for object in objects {
                 let old = object.last_modified.is_some_and(|t| t <= cutoff);
                 if old && !live.contains(&object.key) {

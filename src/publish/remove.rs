@@ -69,7 +69,7 @@ impl Publisher {
                 &self.stores,
                 &repo_arch,
                 Change::Remove {
-                    file: listed.file.clone(),
+                    entry: listed.file.clone(),
                 },
             )
             .await?;

@@ -1,9 +1,18 @@
 //! Repository settings: the arches a repo serves and its noarch packages.
+//!
+//! Every change goes through the publish core as pending changes of the
+//! repo's settings root ([`settings_root`](super::settings_root)), so
+//! concurrent changes never lose one, with or without conditional writes.
+//! `repo.json` is that root's published file: reading settings is one GET.
 
+use super::settings_root::{SettingsEntry, SettingsFormat};
 use super::*;
+use crate::core::{self, Change};
+use crate::repo::RootId;
 
 impl Publisher {
-    /// The repository's settings (empty when it has none yet).
+    /// The repository's settings (empty when it has none yet), with the
+    /// ETag of `repo.json` (`None`: the repository does not exist yet).
     pub async fn repo_settings(
         &self,
         repo: &RepoId,
@@ -19,40 +28,69 @@ impl Publisher {
         }
     }
 
-    /// Adds arches and noarch records to the settings; returns the arches that are new.
+    /// Creates a repository with no arches if it has no settings yet;
+    /// returns whether this call created it.
+    pub async fn create_repo(&self, repo: &RepoId) -> Result<bool, PublishError> {
+        self.require_org(&repo.org).await?;
+        if self.repo_settings(repo).await?.1.is_some() {
+            return Ok(false);
+        }
+        let root = RootId::Settings(repo.clone());
+        core::reindex(&self.stores, &SettingsFormat, &root).await?;
+        Ok(true)
+    }
+
+    /// Stores settings changes and waits until `repo.json` shows them.
+    async fn change_settings(
+        &self,
+        repo: &RepoId,
+        changes: Vec<Change<SettingsEntry>>,
+    ) -> Result<RepoSettings, PublishError> {
+        let root = RootId::Settings(repo.clone());
+        for change in changes {
+            core::add_pending(&self.stores, &root, change).await?;
+        }
+        core::reindex(&self.stores, &SettingsFormat, &root).await?;
+        Ok(self.repo_settings(repo).await?.0)
+    }
+
+    /// Adds arches and noarch records to the settings; returns the arches
+    /// that were not there before, and the settings after the change.
     pub(super) async fn extend_settings(
         &self,
         repo: &RepoId,
         arches: &[Arch],
         noarch: Option<&ApkRecord>,
     ) -> Result<(Vec<Arch>, RepoSettings), PublishError> {
-        let key = Key::RepoSettings(repo.clone());
-        loop {
-            let (mut settings, etag) = self.repo_settings(repo).await?;
-            let new: Vec<Arch> = arches
-                .iter()
-                .filter(|a| !settings.arches.contains(a.as_str()))
-                .cloned()
-                .collect();
-            let noarch_new = noarch.is_some_and(|r| settings.noarch.get(&r.file_name()) != Some(r));
-            if new.is_empty() && !noarch_new {
-                return Ok((new, settings));
-            }
-            settings.arches.extend(new.iter().map(|a| a.to_string()));
-            if let Some(record) = noarch {
-                settings.noarch.insert(record.file_name(), record.clone());
-            }
-            let body = serde_json::to_vec(&settings)
-                .map_err(|e| StorageError::backend("encode", &key.path(), e))?;
-            let mode = etag.map_or(PutMode::Create, PutMode::Update);
-            match self.stores.put(&key, body.into(), mode).await {
-                Ok(_) => return Ok((new, settings)),
-                Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let (settings, etag) = self.repo_settings(repo).await?;
+        let new: Vec<Arch> = arches
+            .iter()
+            .filter(|a| !settings.arches.contains(a.as_str()))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let noarch_new = noarch.is_some_and(|r| settings.noarch.get(&r.file_name()) != Some(r));
+        if new.is_empty() && !noarch_new && etag.is_some() {
+            return Ok((new, settings));
         }
+        if settings.arches.len() + new.len() > self.max_arches {
+            return Err(PublishError::TooManyArches {
+                repo: repo.to_string(),
+                max: self.max_arches,
+            });
+        }
+        let mut changes: Vec<Change<SettingsEntry>> = new
+            .iter()
+            .map(|a| Change::Add(Box::new(SettingsEntry::Arch(a.to_string()))))
+            .collect();
+        if let Some(record) = noarch.filter(|_| noarch_new) {
+            changes.push(Change::Add(Box::new(SettingsEntry::Noarch(Box::new(
+                record.clone(),
+            )))));
+        }
+        let settings = self.change_settings(repo, changes).await?;
+        Ok((new, settings))
     }
 
     /// The arches a repository serves.
@@ -72,32 +110,23 @@ impl Publisher {
         self.fill_new_arches(repo, &new, &settings).await
     }
 
+    /// Forgets removed noarch packages, so arches added later do not get them.
     pub(super) async fn forget_noarch(
         &self,
         repo: &RepoId,
         removed: &[Listed],
     ) -> Result<(), PublishError> {
-        let key = Key::RepoSettings(repo.clone());
-        loop {
-            let (mut settings, etag) = self.repo_settings(repo).await?;
-            let before = settings.noarch.len();
-            for listed in removed {
-                // Only when removed from every arch it was in.
-                settings.noarch.remove(&listed.file);
-            }
-            if settings.noarch.len() == before {
-                return Ok(());
-            }
-            let body = serde_json::to_vec(&settings)
-                .map_err(|e| StorageError::backend("encode", &key.path(), e))?;
-            let mode = etag.map_or(PutMode::Create, PutMode::Update);
-            match self.stores.put(&key, body.into(), mode).await {
-                Ok(_) => return Ok(()),
-                Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let (settings, _) = self.repo_settings(repo).await?;
+        let changes: Vec<Change<SettingsEntry>> = removed
+            .iter()
+            .filter(|listed| settings.noarch.contains_key(&listed.file))
+            .map(|listed| Change::Remove {
+                entry: SettingsEntry::noarch_key(&listed.file),
+            })
+            .collect();
+        if !changes.is_empty() {
+            self.change_settings(repo, changes).await?;
         }
+        Ok(())
     }
 }

@@ -27,20 +27,28 @@ impl Publisher {
     /// returns once the signed indexes list it.
     #[tracing::instrument(skip(self, upload), fields(repo = %upload.repo, file = %upload.display_name))]
     pub async fn upload(&self, upload: &Upload) -> Result<Vec<Published>, PublishError> {
-        self.require_org(&upload.repo.org).await?;
+        // The signing key signs this upload's publishes: one look-up. A
+        // repo with a key has an org, so the org is checked only without one.
+        let key = keys::signing_key_for(&self.stores, &upload.repo).await;
+        if key.is_err() {
+            self.require_org(&upload.repo.org).await?;
+        }
         let package = self.inspect(&upload.path, &upload.display_name).await?;
         let record = package.record.clone();
         let file = Segment::parse("file name", &record.file_name())?;
 
         let targets = self.targets(upload, &package).await?;
         // Fail before writing anything when no key can sign the index.
-        keys::signing_key_for(&self.stores, &upload.repo).await?;
+        let key = key?;
+        // The arches next (refused over the cap before any package is written).
+        let (new_arches, _) = self.extend_settings(&upload.repo, &targets, None).await?;
 
         let mut published = Vec::new();
+        let mut stored = Vec::new();
         for arch in &targets {
             let repo_arch = upload.repo.arch(arch.clone());
             let record = record.clone().with_arch(arch.as_str());
-            let unchanged = self
+            let (unchanged, pending) = self
                 .store_package(
                     &repo_arch,
                     &file,
@@ -48,19 +56,30 @@ impl Publisher {
                     Payload::File(upload.path.clone()),
                 )
                 .await?;
+            stored.push((repo_arch, pending));
             published.push(Published {
                 arch: arch.to_string(),
                 record,
                 unchanged,
             });
         }
-        let noarch = package.is_noarch().then_some(&package.record);
-        let (new_arches, settings) = self.extend_settings(&upload.repo, &targets, noarch).await?;
-        for arch in &targets {
-            index::reindex(&self.stores, &upload.repo.arch(arch.clone())).await?;
+        if package.is_noarch() {
+            self.extend_settings(&upload.repo, &[], Some(&package.record))
+                .await?;
         }
-        self.fill_new_arches(&upload.repo, &new_arches, &settings)
-            .await?;
+        for (repo_arch, pending) in stored {
+            let known = Known {
+                pending: pending.into_iter().collect(),
+                key: Some(key.clone()),
+            };
+            crate::core::reindex_with(&self.stores, &Alpine, &RootId::from(repo_arch), known)
+                .await?;
+        }
+        if !new_arches.is_empty() {
+            let (settings, _) = self.repo_settings(&upload.repo).await?;
+            self.fill_new_arches(&upload.repo, &new_arches, &settings)
+                .await?;
+        }
         Ok(published)
     }
 
@@ -130,6 +149,8 @@ impl Publisher {
                 };
                 let staged = self.download(&from).await?;
                 let record = record.clone().with_arch(arch.as_str());
+                // A server-side copy would spare this download and upload
+                // (issue 8 item 3); the stores offer none yet.
                 self.store_package(
                     &target,
                     &file,
@@ -162,14 +183,15 @@ impl Publisher {
     }
 
     /// Stores the package file (immutably) and records the pending index change.
-    /// Returns whether the identical package was already there.
+    /// Returns whether the identical package was already there, and the
+    /// pending change stored (none when the index already lists it).
     pub(super) async fn store_package(
         &self,
         arch: &RepoArch,
         file: &Segment,
         record: &ApkRecord,
         payload: Payload,
-    ) -> Result<bool, PublishError> {
+    ) -> Result<(bool, Option<PendingChange>), PublishError> {
         let key = Key::Package {
             arch: arch.clone(),
             file: file.clone(),
@@ -178,8 +200,9 @@ impl Publisher {
             arch: arch.clone(),
             file: file.clone(),
         };
-        if let Some((bytes, _)) = self.stores.get_bytes_opt(&tombstone_key).await? {
-            let tombstone: Tombstone = serde_json::from_slice(&bytes)
+        let tombstone = self.stores.get_bytes_opt(&tombstone_key).await?;
+        if let Some((bytes, _)) = &tombstone {
+            let tombstone: Tombstone = serde_json::from_slice(bytes)
                 .map_err(|e| StorageError::backend("decode", &tombstone_key.path(), e))?;
             let until = tombstone.removed + self.delete_grace.as_secs();
             if tombstone.sha256 != record.sha256 && unix_now() < until {
@@ -192,7 +215,13 @@ impl Publisher {
         }
         let conditional = self.stores.conditional_writes().await?;
         let mut unchanged = false;
-        let existing = self.stores.head(&key).await?;
+        // With conditional writes the `Create` below tells whether the name
+        // exists; without, ask first (a blind write would replace it).
+        let existing = if conditional {
+            None
+        } else {
+            self.stores.head(&key).await?
+        };
         let write = match existing {
             Some(_) => {
                 self.check_same_bytes(&key, arch, file, record).await?;
@@ -217,17 +246,20 @@ impl Publisher {
             }
         }
         // A re-upload after removal (same bytes) revives the name.
-        self.stores.delete(&tombstone_key).await?;
+        if tombstone.is_some() {
+            self.stores.delete(&tombstone_key).await?;
+        }
         if unchanged
             && index::record(&self.stores, arch, file.as_str())
                 .await?
                 .as_ref()
                 == Some(record)
         {
-            return Ok(true);
+            return Ok((true, None));
         }
-        index::add_pending(&self.stores, arch, Change::Add(Box::new(record.clone()))).await?;
-        Ok(unchanged)
+        let pending =
+            index::add_pending(&self.stores, arch, Change::Add(Box::new(record.clone()))).await?;
+        Ok((unchanged, Some(pending)))
     }
 
     /// Refuses a different package under an existing name (reads the stored bytes).

@@ -15,5 +15,7 @@ mod concurrency;
 mod crash;
 mod doctor;
 mod serve;
+mod settings;
 mod storage;
+mod store_v1;
 mod tokens;
