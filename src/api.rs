@@ -20,7 +20,6 @@
 //! reads or writes the private tree except through those use cases.
 
 pub mod auth;
-pub mod client;
 pub mod compat;
 pub mod error;
 pub mod metrics;
@@ -66,9 +65,6 @@ pub const DEFAULT_MAX_BODY: u64 = 1 << 30;
 
 /// Default time a request may take, upload included.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Object probed by `/health/ready` (never written; org names cannot start with `_`).
-const READY_PROBE: &str = "config/_ready";
 
 /// Limits and settings of the API.
 #[derive(Debug, Clone)]
@@ -357,17 +353,9 @@ async fn health_ping() -> &'static str {
     )
 )]
 async fn health_ready(State(state): State<ApiState>) -> Response {
-    let stores = state.stores();
-    let mut probes = vec![stores.private()];
-    if stores.is_separate() {
-        probes.push(stores.public());
-    }
-    for store in probes {
-        if let Err(e) = store.head(READY_PROBE).await {
-            tracing::warn!(error = %e, "readiness probe failed");
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
-                .into_response();
-        }
+    if let Err(e) = state.publisher().probe_stores().await {
+        tracing::warn!(error = %e, "readiness probe failed");
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response();
     }
     "ready".into_response()
 }

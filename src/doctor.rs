@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::storage::{Payload, PutMode, PutOptions, Storage, StorageError, random_hex};
+use crate::storage::{
+    Consistency, Payload, PutMode, PutOptions, Storage, StorageError, random_hex,
+};
 use crate::stores::Stores;
 
 /// What one store answered.
@@ -17,8 +19,15 @@ pub struct StoreReport {
     pub reachable: bool,
     /// The error, when not.
     pub error: Option<String>,
-    /// Whether `If-None-Match`/`If-Match` on PUT are enforced.
+    /// Whether `If-None-Match`/`If-Match` on PUT are enforced: the store's
+    /// [`Consistency`], as configured (`PACKAGES_CONSISTENCY`) or else probed.
     pub conditional_writes: Option<bool>,
+    /// The contract the store is used under (`conditional` / `last-writer-wins`).
+    pub consistency: Option<Consistency>,
+    /// Whether that contract was configured rather than known or probed.
+    pub consistency_configured: bool,
+    /// What the store itself does, when it contradicts the configured contract.
+    pub consistency_mismatch: Option<String>,
     /// Store clock minus local clock, in seconds (from a fresh object's Last-Modified).
     pub clock_skew_seconds: Option<f64>,
 }
@@ -42,6 +51,19 @@ impl Report {
         self.public.reachable
             && self.private.as_ref().is_none_or(|p| p.reachable)
             && self.private_tree_exposed.is_none()
+            && !self.public.overwrites_despite_config()
+            && !self
+                .private
+                .as_ref()
+                .is_some_and(|p| p.overwrites_despite_config())
+    }
+}
+
+impl StoreReport {
+    /// Configured `conditional` on a store that ignores preconditions: `Create`
+    /// and `Update` would silently overwrite.
+    pub fn overwrites_despite_config(&self) -> bool {
+        self.consistency_mismatch.is_some() && self.consistency == Some(Consistency::Conditional)
     }
 }
 
@@ -51,6 +73,9 @@ async fn check_store(storage: &Storage) -> StoreReport {
         reachable: false,
         error: None,
         conditional_writes: None,
+        consistency: None,
+        consistency_configured: storage.configured_consistency().is_some(),
+        consistency_mismatch: None,
         clock_skew_seconds: None,
     };
     let key = format!("config/_probe/doctor-{}", random_hex(8));
@@ -85,7 +110,18 @@ async fn check_store(storage: &Storage) -> StoreReport {
             }
         }
         storage.delete(&key).await?;
-        report.conditional_writes = Some(storage.conditional_writes().await?);
+        let consistency = storage.consistency().await?;
+        report.consistency = Some(consistency);
+        report.conditional_writes = Some(consistency.is_conditional());
+        if storage.configured_consistency().is_some() {
+            // Configured: still ask the store, and say when it disagrees.
+            let actual = storage.probe_consistency().await?;
+            if actual != consistency {
+                report.consistency_mismatch = Some(format!(
+                    "configured {consistency}, but the store behaves as {actual}"
+                ));
+            }
+        }
         Ok(())
     }
     .await;
@@ -111,13 +147,23 @@ pub async fn diagnose(stores: &Stores, public_url: Option<&str>) -> Report {
     let mut guarantees = vec![
         "every acknowledged package is in the signed index (re-list of pending changes after each write)".to_owned(),
     ];
-    if conditional {
-        guarantees.push("conditional writes: state and index replaced only if unchanged; the index never goes back".to_owned());
+    let configured = public.consistency_configured;
+    let source = if configured {
+        " (configured by PACKAGES_CONSISTENCY)"
     } else {
-        guarantees.push(
-            "no conditional writes: last writer wins, healed by re-merging pending changes; an index may briefly lack a just-acknowledged package"
-                .to_owned(),
-        );
+        ""
+    };
+    if conditional {
+        guarantees.push(format!("conditional writes{source}: state and index replaced only if unchanged; the index never goes back"));
+    } else {
+        guarantees.push(format!(
+            "no conditional writes{source}: last writer wins (Create/Update checked by a HEAD first), healed by re-merging pending changes; an index may briefly lack a just-acknowledged package"
+        ));
+    }
+    for (tree, report) in [("public", Some(&public)), ("private", private.as_ref())] {
+        if let Some(mismatch) = report.and_then(|r| r.consistency_mismatch.as_ref()) {
+            guarantees.push(format!("WARNING: {tree} store: {mismatch}"));
+        }
     }
     let skewed = [Some(&public), private.as_ref()]
         .into_iter()
@@ -186,3 +232,75 @@ pub async fn check_exposure(stores: &Stores, public_url: &str) -> Option<String>
 
 /// How to fix an exposed private tree, for messages.
 pub const EXPOSURE_FIX: &str = "the private tree (signing keys, tokens) is publicly readable: keep it in a separate private bucket (--config-storage s3://PRIVATE-BUCKET), or restrict the public bucket with a bucket policy to `static/*`, or point the CDN's origin path at `/static`";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::MemoryStore;
+
+    fn stores(store: MemoryStore, configured: Option<Consistency>) -> Stores {
+        Stores::shared(Storage::new(Arc::new(store)).with_consistency(configured))
+    }
+
+    #[tokio::test]
+    async fn reports_the_known_or_probed_consistency() {
+        let report = diagnose(&stores(MemoryStore::new(), None), None).await;
+        assert_eq!(report.public.conditional_writes, Some(true));
+        assert_eq!(report.public.consistency, Some(Consistency::Conditional));
+        assert!(!report.public.consistency_configured);
+        assert!(report.healthy());
+        let report = diagnose(&stores(MemoryStore::last_writer_wins(), None), None).await;
+        assert_eq!(report.public.conditional_writes, Some(false));
+        assert!(
+            report
+                .guarantees
+                .iter()
+                .any(|g| g.starts_with("no conditional writes:"))
+        );
+        assert!(report.healthy());
+    }
+
+    #[tokio::test]
+    async fn configured_consistency_is_reported_and_checked() {
+        // Configured safer than the store: fine, and said.
+        let store = MemoryStore::new();
+        let report = diagnose(
+            &stores(store.clone(), Some(Consistency::LastWriterWins)),
+            None,
+        )
+        .await;
+        assert_eq!(report.public.conditional_writes, Some(false));
+        assert!(report.public.consistency_configured);
+        assert!(report.public.consistency_mismatch.is_some());
+        assert!(
+            report
+                .guarantees
+                .iter()
+                .any(|g| g.contains("configured by PACKAGES_CONSISTENCY"))
+        );
+        assert!(report.healthy());
+        assert!(store.is_empty(), "checks clean up");
+        // Configured conditional on a store that overwrites: unhealthy.
+        let report = diagnose(
+            &stores(
+                MemoryStore::last_writer_wins(),
+                Some(Consistency::Conditional),
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(report.public.conditional_writes, Some(true));
+        assert!(report.public.overwrites_despite_config());
+        assert!(
+            report
+                .guarantees
+                .iter()
+                .any(|g| g.starts_with("WARNING: public store: configured conditional")),
+            "{:?}",
+            report.guarantees
+        );
+        assert!(!report.healthy());
+    }
+}

@@ -18,6 +18,8 @@
 //! - [`tokens`]: API tokens: plaintext shown once, stored as SHA-256 per level, cached look-ups, scopes.
 //! - [`api`]: the HTTP API (v1, the compatibility API, health, metrics, OpenAPI).
 //! - [`serve`]: the HTTP server: the API next to the public tree.
+//! - [`wire`]: what crosses the wire: the v1 API's JSON bodies and the client of the
+//!   CLI's remote mode, shared by [`api`] and [`cli`] so neither imports the other.
 //! - [`config`]: store locations and limits, read once.
 //! - [`doctor`]: store checks (reachability, conditional writes, clock skew, private-tree exposure).
 //! - [`apkbuild`]: reads `pkgname`/`pkgver`/`pkgrel` from an `APKBUILD` (for `packages check`).
@@ -39,3 +41,4 @@ pub mod signing;
 pub mod storage;
 pub mod stores;
 pub mod tokens;
+pub mod wire;

@@ -4,6 +4,8 @@
 //! Nothing is written before a package has passed every check, and a call
 //! returns only once the package is in the signed index clients fetch.
 
+pub mod queries;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,13 +5,18 @@
 //! every request path is decoded, checked segment by segment, and then
 //! prefixed with `static/`; there is no route that names another prefix.
 //!
-//! `packages serve` runs [`crate::api::router`]: the API under `/api`,
-//! `/health` and `/metrics`, with this public tree as the fallback for every
-//! other path (`/<org>/alpine/...`; no org may be named like those first
-//! segments). [`run`] serves either until Ctrl-C or SIGTERM, letting
-//! requests in flight finish.
+//! `packages serve` runs [`run_service`]: [`crate::api::router`], the API
+//! under `/api`, `/health` and `/metrics`, with this public tree as the
+//! fallback for every other path (`/<org>/alpine/...`; no org may be named
+//! like those first segments), and garbage collection every so often; or
+//! [`run_public`], the public tree alone. Both serve until Ctrl-C or
+//! SIGTERM, letting requests in flight finish ([`run`]). These entry points
+//! take plain settings ([`ServiceConfig`]), so the command line needs nothing
+//! of [`crate::api`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,9 +26,71 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use tokio_util::io::ReaderStream;
 
+use crate::api::{ApiConfig, ApiState};
+use crate::publish::Publisher;
 use crate::repo::{STATIC_PREFIX, cache_control_for, content_type_for};
 use crate::storage::StorageError;
 use crate::stores::Stores;
+
+pub use crate::api::{DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT};
+
+/// Settings of the service ([`run_service`]).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Largest request body, in bytes (an upload's multipart body).
+    pub max_body: u64,
+    /// Longest time a request may take.
+    pub request_timeout: Duration,
+    /// How long token look-ups are reused (zero: never).
+    pub token_cache_ttl: Duration,
+    /// Where uploads are staged (default: the system's temporary directory).
+    pub upload_dir: Option<PathBuf>,
+    /// How often to delete files of removed packages whose grace period is
+    /// over (`None`: never).
+    pub gc_interval: Option<Duration>,
+}
+
+/// Serves the API and the public tree of `stores` on `listen` until Ctrl-C
+/// or SIGTERM, collecting garbage every `config.gc_interval`.
+pub async fn run_service(
+    stores: Stores,
+    config: ServiceConfig,
+    listen: SocketAddr,
+) -> std::io::Result<()> {
+    let publisher = Publisher::new(stores);
+    if let Some(every) = config.gc_interval {
+        spawn_gc(publisher.clone(), every);
+    }
+    let api = ApiConfig {
+        max_body: config.max_body,
+        request_timeout: config.request_timeout,
+        token_cache_ttl: config.token_cache_ttl,
+        upload_dir: config.upload_dir,
+    };
+    run(crate::api::router(ApiState::new(publisher, api)), listen).await
+}
+
+/// Serves only the public tree of `stores` on `listen`, until Ctrl-C or SIGTERM.
+pub async fn run_public(stores: Stores, listen: SocketAddr) -> std::io::Result<()> {
+    run(router(stores), listen).await
+}
+
+/// Deletes expired files now and then every `every`, in the background.
+fn spawn_gc(publisher: Publisher, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match publisher.gc().await {
+                Ok(deleted) if !deleted.is_empty() => {
+                    tracing::info!(deleted = deleted.len(), "garbage collected");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+        }
+    });
+}
 
 /// Shared state of the public-tree handler.
 #[derive(Debug, Clone)]

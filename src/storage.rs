@@ -1,25 +1,88 @@
-//! The object store: one small interface over a local directory and S3.
+//! The object store: one small interface over a local directory, S3 and memory.
 //!
-//! A backend is chosen by URL ([`StorageUrl`]): `s3://BUCKET[/PREFIX]`, or a
-//! local directory given as a path or `file://` URL. Every backend offers the
-//! same operations, including conditional writes ([`PutMode`]); whether the
-//! backend really honours them is *probed*, never assumed
-//! ([`Storage::conditional_writes`]): Garage 2.5, for one, ignores
-//! `If-None-Match`/`If-Match` on PUT and overwrites.
+//! Backends implement [`ObjectStore`] (get, head, put, list, delete, copy,
+//! describe); every caller goes through the [`Storage`] handle, which adds the
+//! conveniences (`get_bytes`, sorted `list`) and the one conditional-write
+//! contract ([`Consistency`]). A store is chosen by URL ([`StorageUrl`]):
+//! `s3://BUCKET[/PREFIX]`, or a local directory given as a path or `file://`
+//! URL. For tests there are [`MemoryStore`] (in-process, either contract) and
+//! [`FaultyStore`] (wraps any store: crashes, failures, latency, request counts).
+//!
+//! Whether a store enforces [`PutMode::Create`]/[`PutMode::Update`] is known
+//! for the local directory and memory, *probed* once for S3 (Garage 2.5, for
+//! one, ignores `If-None-Match`/`If-Match` on PUT and overwrites), or
+//! configured ([`Storage::with_consistency`], `PACKAGES_CONSISTENCY`).
 
+pub mod faulty;
+mod handle;
 mod local;
+pub mod memory;
 mod s3;
+mod url;
 
+pub use faulty::{CrashMode, FaultHandle, FaultyStore, RequestCounts};
+pub use handle::Storage;
 pub use local::LocalStore;
+pub use memory::MemoryStore;
 pub use s3::{S3Settings, S3Store};
+pub use url::StorageUrl;
+pub(crate) use url::{check_key, random_hex};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::OnceCell;
+use futures::future::BoxFuture;
+use tokio::io::AsyncRead;
+
+/// What a store guarantees for [`PutMode::Create`] and [`PutMode::Update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consistency {
+    /// The store checks the precondition and writes in one atomic step:
+    /// of racing `Create`s (or `Update`s with one ETag) exactly one wins.
+    Conditional,
+    /// The store ignores preconditions: every write lands, the last one wins.
+    /// [`Storage`] then checks with a HEAD first, which refuses a write the
+    /// precondition rules out but leaves a race window (see [`Storage::put`]).
+    LastWriterWins,
+}
+
+impl Consistency {
+    /// The name used in configuration and reports: `conditional` or `last-writer-wins`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Conditional => "conditional",
+            Consistency::LastWriterWins => "last-writer-wins",
+        }
+    }
+
+    /// Whether preconditions are enforced atomically by the store.
+    pub fn is_conditional(self) -> bool {
+        self == Consistency::Conditional
+    }
+}
+
+impl std::fmt::Display for Consistency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Consistency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "conditional" => Ok(Consistency::Conditional),
+            "last-writer-wins" => Ok(Consistency::LastWriterWins),
+            other => Err(format!(
+                "unknown consistency `{other}` (use `conditional` or `last-writer-wins`)"
+            )),
+        }
+    }
+}
 
 /// Metadata of one stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +180,16 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A setting (environment variable) has a value we do not understand.
+    #[error("invalid {name} `{value}`: {reason}")]
+    InvalidSetting {
+        /// The setting's name.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The backend failed (I/O, network, credentials, server error).
     #[error("{op} `{key}` failed: {message}")]
     Backend {
@@ -139,327 +212,74 @@ impl StorageError {
     }
 }
 
-/// A parsed storage location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageUrl {
-    /// A local directory.
-    Local(PathBuf),
-    /// An S3 bucket and optional key prefix.
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix inside the bucket, without leading or trailing `/` (may be empty).
-        prefix: String,
-    },
-}
+/// The future every [`ObjectStore`] method returns.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StorageError>>;
 
-impl StorageUrl {
-    /// The default store when none is given: `./packages-data`.
-    pub const DEFAULT: &'static str = "./packages-data";
+/// One backend: the few operations a store must offer. Object-safe, so a
+/// [`Storage`] holds any of them as `Arc<dyn ObjectStore>`; conveniences live
+/// on [`Storage`], not here.
+///
+/// Keys are relative, `/`-separated, and checked by every backend (an invalid
+/// one is [`StorageError::InvalidKey`]). A missing object is
+/// [`StorageError::NotFound`] for `get` and `copy`, `None` for `head`, and
+/// success for `delete`.
+///
+/// # Conditional writes
+///
+/// `put` receives the caller's [`PutMode`]. What a backend does with it is its
+/// contract, reported by [`ObjectStore::consistency`]:
+/// - [`LocalStore`]: [`Consistency::Conditional`], across processes (check and
+///   rename under a per-key `flock`).
+/// - [`MemoryStore`]: `Conditional` (check and write under one lock), or
+///   `LastWriterWins` when built so (it then ignores the mode, as Garage does).
+/// - [`S3Store`]: whatever the server does with `If-None-Match: *` / `If-Match`:
+///   AWS S3, MinIO and moto enforce them, Garage 2.5 ignores them. Unknown
+///   (`None`) until [`Storage`] probes it.
+/// - [`FaultyStore`]: its inner store's, or `LastWriterWins` while it drops
+///   preconditions.
+///
+/// A backend that enforces a precondition answers [`StorageError::AlreadyExists`]
+/// (`Create` on an existing key) or [`StorageError::Precondition`] (`Update`
+/// with another ETag, or on a missing key).
+pub trait ObjectStore: Send + Sync + 'static {
+    /// A one-line description, for messages (`local directory /srv/x`, `s3://b/p at URL`).
+    fn describe(&self) -> String;
 
-    /// Parses `s3://BUCKET[/PREFIX]`, `file:///path` or a plain path.
-    pub fn parse(url: &str) -> Result<Self, StorageError> {
-        let invalid = |reason: &str| StorageError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(invalid("missing bucket name"));
-            }
-            let prefix = prefix.trim_matches('/').to_owned();
-            if prefix.split('/').any(|s| s == ".." || s == ".") {
-                return Err(invalid("`.` or `..` in the prefix"));
-            }
-            return Ok(StorageUrl::S3 {
-                bucket: bucket.to_owned(),
-                prefix,
-            });
-        }
-        if let Some(path) = url.strip_prefix("file://") {
-            if path.is_empty() {
-                return Err(invalid("missing path"));
-            }
-            return Ok(StorageUrl::Local(PathBuf::from(path)));
-        }
-        if url.contains("://") {
-            return Err(invalid("unknown scheme (use `s3://`, `file://` or a path)"));
-        }
-        if url.is_empty() {
-            return Err(invalid("empty"));
-        }
-        Ok(StorageUrl::Local(PathBuf::from(url)))
-    }
-}
-
-enum Backend {
-    Local(LocalStore),
-    S3(S3Store),
-}
-
-/// An object store: a local directory or an S3 bucket (with prefix).
-pub struct Storage {
-    backend: Backend,
-    conditional: OnceCell<bool>,
-    description: String,
-}
-
-impl std::fmt::Debug for Storage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.description)
-    }
-}
-
-impl Storage {
-    /// Opens the store named by `url`; S3 settings come from `s3` (and the AWS environment).
-    pub async fn open(url: &StorageUrl, s3: &S3Settings) -> Result<Self, StorageError> {
-        match url {
-            StorageUrl::Local(path) => Ok(Self::local(LocalStore::open(path)?)),
-            StorageUrl::S3 { bucket, prefix } => {
-                let store = S3Store::connect(bucket, prefix, s3).await?;
-                Ok(Self::s3(store))
-            }
-        }
+    /// The conditional-write contract, when the backend knows it without asking
+    /// the server (`None`: [`Storage`] probes).
+    fn consistency(&self) -> Option<Consistency> {
+        None
     }
 
-    /// Wraps a local directory store.
-    pub fn local(store: LocalStore) -> Self {
-        let description = format!("local directory {}", store.root().display());
-        Self {
-            backend: Backend::Local(store),
-            conditional: OnceCell::new(),
-            description,
-        }
-    }
-
-    /// Wraps an S3 store.
-    pub fn s3(store: S3Store) -> Self {
-        let description = store.describe();
-        Self {
-            backend: Backend::S3(store),
-            conditional: OnceCell::new(),
-            description,
-        }
-    }
-
-    /// A one-line description of the store, for messages.
-    pub fn describe(&self) -> &str {
-        &self.description
-    }
-
-    /// The local root directory, if this is a local store.
-    pub fn local_root(&self) -> Option<&std::path::Path> {
-        match &self.backend {
-            Backend::Local(store) => Some(store.root()),
-            Backend::S3(_) => None,
-        }
+    /// The root directory, for a store in a local directory.
+    fn local_root(&self) -> Option<&Path> {
+        None
     }
 
     /// Opens an object for streaming.
-    #[tracing::instrument(level = "debug", skip(self))]
-    pub async fn get(&self, key: &str) -> Result<GetResult, StorageError> {
-        match &self.backend {
-            Backend::Local(s) => s.get(key).await,
-            Backend::S3(s) => s.get(key).await,
-        }
-    }
-
-    /// Reads a whole (small) object into memory.
-    pub async fn get_bytes(&self, key: &str) -> Result<(Bytes, ObjectMeta), StorageError> {
-        let GetResult { meta, mut body } = self.get(key).await?;
-        let mut buf = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0).min(64 << 20));
-        body.read_to_end(&mut buf)
-            .await
-            .map_err(|e| StorageError::backend("get", key, e))?;
-        Ok((Bytes::from(buf), meta))
-    }
-
-    /// Reads a whole object if it exists.
-    pub async fn get_bytes_opt(
-        &self,
-        key: &str,
-    ) -> Result<Option<(Bytes, ObjectMeta)>, StorageError> {
-        match self.get_bytes(key).await {
-            Ok(found) => Ok(Some(found)),
-            Err(StorageError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, GetResult>;
 
     /// The object's metadata, or `None` when absent.
-    #[tracing::instrument(level = "debug", skip(self))]
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        match &self.backend {
-            Backend::Local(s) => s.head(key).await,
-            Backend::S3(s) => s.head(key).await,
-        }
-    }
+    fn head<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<ObjectMeta>>;
 
-    /// Stores `payload` under `key`, honouring `mode` where the backend can.
-    #[tracing::instrument(level = "debug", skip(self, payload, options))]
-    pub async fn put(
-        &self,
-        key: &str,
+    /// Stores `payload` under `key` with `options`' headers, honouring `mode`
+    /// as the backend's contract says.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
         payload: Payload,
-        options: &PutOptions,
+        options: &'a PutOptions,
         mode: PutMode,
-    ) -> Result<ObjectMeta, StorageError> {
-        match &self.backend {
-            Backend::Local(s) => s.put(key, payload, mode).await,
-            Backend::S3(s) => s.put(key, payload, options, mode).await,
-        }
-    }
+    ) -> StoreFuture<'a, ObjectMeta>;
 
-    /// Every object whose key starts with `prefix`, sorted by key (all pages).
-    #[tracing::instrument(level = "debug", skip(self))]
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        let mut objects = match &self.backend {
-            Backend::Local(s) => s.list(prefix).await?,
-            Backend::S3(s) => s.list(prefix).await?,
-        };
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(objects)
-    }
+    /// Every object whose key starts with `prefix` (all pages, any order).
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ObjectMeta>>;
 
     /// Deletes an object; deleting a missing object succeeds.
-    #[tracing::instrument(level = "debug", skip(self))]
-    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match &self.backend {
-            Backend::Local(s) => s.delete(key).await,
-            Backend::S3(s) => s.delete(key).await,
-        }
-    }
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 
-    /// Whether [`PutMode::Create`] and [`PutMode::Update`] are really enforced.
-    ///
-    /// Probed once per process: write a random key, then write it again with
-    /// `Create`; a store that lets the second write through does not honour
-    /// conditional writes.
-    pub async fn conditional_writes(&self) -> Result<bool, StorageError> {
-        self.conditional
-            .get_or_try_init(|| async { self.probe_conditional_writes().await })
-            .await
-            .copied()
-    }
-
-    async fn probe_conditional_writes(&self) -> Result<bool, StorageError> {
-        let key = format!("config/_probe/{}", random_hex(16));
-        let options = PutOptions::default();
-        let first = self
-            .put(
-                &key,
-                Payload::from(b"first".to_vec()),
-                &options,
-                PutMode::Create,
-            )
-            .await?;
-        let second = self
-            .put(
-                &key,
-                Payload::from(b"second".to_vec()),
-                &options,
-                PutMode::Create,
-            )
-            .await;
-        let mut honoured = matches!(second, Err(StorageError::AlreadyExists { .. }));
-        if honoured {
-            // Create works; check Update with a stale ETag too.
-            let stale = format!("\"{}\"", random_hex(16));
-            let update = self
-                .put(
-                    &key,
-                    Payload::from(b"third".to_vec()),
-                    &options,
-                    PutMode::Update(stale),
-                )
-                .await;
-            honoured = matches!(update, Err(StorageError::Precondition { .. }));
-        }
-        let _ = first;
-        self.delete(&key).await?;
-        if let Err(e) = second {
-            if !matches!(e, StorageError::AlreadyExists { .. }) {
-                return Err(e);
-            }
-        }
-        tracing::debug!(store = %self.description, honoured, "probed conditional writes");
-        Ok(honoured)
-    }
-}
-
-/// `n` random bytes as lowercase hex.
-pub(crate) fn random_hex(n: usize) -> String {
-    use rand::RngCore;
-    let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// Checks that `key` is a relative `/`-separated key with no empty, `.` or `..` segment.
-pub(crate) fn check_key(key: &str) -> Result<(), StorageError> {
-    let invalid = |reason| StorageError::InvalidKey {
-        key: key.to_owned(),
-        reason,
-    };
-    if key.is_empty() {
-        return Err(invalid("empty key"));
-    }
-    if key.len() > 1024 {
-        return Err(invalid("longer than 1024 bytes"));
-    }
-    for segment in key.split('/') {
-        if segment.is_empty() {
-            return Err(invalid("empty path segment"));
-        }
-        if segment == "." || segment == ".." {
-            return Err(invalid("`.` or `..` segment"));
-        }
-        if segment.chars().any(|c| c.is_control() || c == '\\') {
-            return Err(invalid("control character or backslash"));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_storage_urls() {
-        assert_eq!(
-            StorageUrl::parse("s3://bucket/some/prefix/").unwrap(),
-            StorageUrl::S3 {
-                bucket: "bucket".into(),
-                prefix: "some/prefix".into()
-            }
-        );
-        assert_eq!(
-            StorageUrl::parse("s3://bucket").unwrap(),
-            StorageUrl::S3 {
-                bucket: "bucket".into(),
-                prefix: String::new()
-            }
-        );
-        assert_eq!(
-            StorageUrl::parse("file:///tmp/x").unwrap(),
-            StorageUrl::Local("/tmp/x".into())
-        );
-        assert_eq!(
-            StorageUrl::parse("data").unwrap(),
-            StorageUrl::Local("data".into())
-        );
-        assert!(StorageUrl::parse("s3://").is_err());
-        assert!(StorageUrl::parse("s3://b/../x").is_err());
-        assert!(StorageUrl::parse("http://x").is_err());
-    }
-
-    #[test]
-    fn rejects_bad_keys() {
-        for key in ["", "a//b", "../a", "a/./b", "a/\u{7}", "/a", "a/"] {
-            assert!(check_key(key).is_err(), "{key:?}");
-        }
-        check_key("static/o/alpine/v/r/x86_64/a+b~c d é.apk").unwrap();
-    }
+    /// Copies `from` to `to` inside the store without sending the bytes
+    /// through this process where the backend can (S3 `CopyObject`, a hard
+    /// link locally). Overwrites `to`; the copy keeps `from`'s headers.
+    fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> StoreFuture<'a, ()>;
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::repo::{Key, Tree};
-use crate::storage::{ObjectMeta, Payload, PutMode, PutOptions, Storage, StorageError};
+use crate::storage::{
+    Consistency, ObjectMeta, Payload, PutMode, PutOptions, Storage, StorageError,
+};
 
 /// The stores holding the public (`static/`) and private (`config/`) trees.
 #[derive(Debug, Clone)]
@@ -62,9 +64,20 @@ impl Stores {
         &self.private
     }
 
-    /// Whether both stores enforce conditional writes (probed once per store).
+    /// The weaker of both stores' contracts ([`Storage::consistency`]).
+    pub async fn consistency(&self) -> Result<Consistency, StorageError> {
+        let public = self.public.consistency().await?;
+        let private = self.private.consistency().await?;
+        Ok(if public.is_conditional() && private.is_conditional() {
+            Consistency::Conditional
+        } else {
+            Consistency::LastWriterWins
+        })
+    }
+
+    /// Whether both stores enforce conditional writes ([`Stores::consistency`]).
     pub async fn conditional_writes(&self) -> Result<bool, StorageError> {
-        Ok(self.public.conditional_writes().await? && self.private.conditional_writes().await?)
+        Ok(self.consistency().await?.is_conditional())
     }
 
     /// The object's metadata, or `None`.
@@ -87,19 +100,24 @@ impl Stores {
         payload: Payload,
         mode: PutMode,
     ) -> Result<ObjectMeta, StorageError> {
-        let options = match key.tree() {
-            Tree::Public => PutOptions {
-                content_type: Some(key.content_type().to_owned()),
-                cache_control: Some(key.cache_control().to_owned()),
-            },
-            Tree::Private => PutOptions {
-                content_type: Some("application/octet-stream".to_owned()),
-                cache_control: Some("private, no-store".to_owned()),
-            },
-        };
+        let options = options_for(key);
         self.store(key.tree())
             .put(&key.path(), payload, &options, mode)
             .await
+    }
+
+    /// Copies `from` to `to` (overwriting `to`): server-side when both are in
+    /// one store and call for the same headers (noarch fan-out: the bytes are
+    /// not sent again); else read and written with the headers `to` calls for.
+    pub async fn copy(&self, from: &Key, to: &Key) -> Result<(), StorageError> {
+        let (source, target) = (self.store(from.tree()), self.store(to.tree()));
+        if std::ptr::eq(source, target) && options_for(from) == options_for(to) {
+            return target.copy(&from.path(), &to.path()).await;
+        }
+        let (bytes, _) = source.get_bytes(&from.path()).await?;
+        self.put(to, Payload::Bytes(bytes), PutMode::Overwrite)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes an object (missing is fine).
@@ -110,5 +128,68 @@ impl Stores {
     /// Lists a prefix of one tree.
     pub async fn list(&self, tree: Tree, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         self.store(tree).list(prefix).await
+    }
+}
+
+/// The headers an object under `key` is stored with.
+fn options_for(key: &Key) -> PutOptions {
+    match key.tree() {
+        Tree::Public => PutOptions {
+            content_type: Some(key.content_type().to_owned()),
+            cache_control: Some(key.cache_control().to_owned()),
+        },
+        Tree::Private => PutOptions {
+            content_type: Some("application/octet-stream".to_owned()),
+            cache_control: Some("private, no-store".to_owned()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{Arch, RepoId, Segment};
+    use crate::storage::{FaultyStore, MemoryStore};
+
+    fn package(arch: &str) -> Key {
+        let repo = RepoId::parse("acme", "alpine", "v3.20", "main").unwrap();
+        Key::Package {
+            arch: repo.arch(Arch::parse(arch).unwrap()),
+            file: Segment::parse("file name", "hello-1.0-r0.apk").unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn copy_is_server_side_within_one_store() {
+        let faulty = FaultyStore::new(Arc::new(MemoryStore::new()));
+        let faults = faulty.handle();
+        let stores = Stores::shared(Storage::new(Arc::new(faulty)));
+        let (from, to) = (package("x86_64"), package("aarch64"));
+        stores
+            .put(&from, Payload::from(b"apk".to_vec()), PutMode::Create)
+            .await
+            .unwrap();
+        faults.reset_counts();
+        stores.copy(&from, &to).await.unwrap();
+        let counts = faults.counts();
+        assert_eq!((counts.copy, counts.total()), (1, 1), "{counts}");
+        assert_eq!(
+            &stores.get_bytes_opt(&to).await.unwrap().unwrap().0[..],
+            b"apk"
+        );
+    }
+
+    #[tokio::test]
+    async fn consistency_is_the_weaker_of_both_stores() {
+        let strict = || Storage::new(Arc::new(MemoryStore::new()));
+        let lax = || Storage::new(Arc::new(MemoryStore::last_writer_wins()));
+        let both = Stores::separate(strict(), strict());
+        assert_eq!(both.consistency().await.unwrap(), Consistency::Conditional);
+        let mixed = Stores::separate(strict(), lax());
+        assert_eq!(
+            mixed.consistency().await.unwrap(),
+            Consistency::LastWriterWins
+        );
+        assert!(!mixed.conditional_writes().await.unwrap());
     }
 }

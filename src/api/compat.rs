@@ -20,14 +20,12 @@ use utoipa_axum::routes;
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::upload;
-use super::v1::{
-    self, ArchPath, DistroInfo, DistroPath, IndexStatus, OrgPath, RepoInfo, RepoPath, VersionPath,
-};
+use super::v1::{self, ArchPath, DistroPath, OrgPath, RepoPath, VersionPath};
 use super::{
     ApiState, JsonBody, distro_level, is_reserved, org_level, repo_level, tree, version_level,
 };
-use crate::formats::apk::ApkRecord;
 use crate::repo::{Arch, Distro, Org, RepoId, Segment};
+use crate::wire::{DistroInfo, IndexStatus, PackageInfo, RepoInfo};
 
 /// The compatibility routes.
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -127,24 +125,24 @@ pub struct Package {
     pub checksum: String,
 }
 
-impl Package {
-    fn new(arch: &str, record: &ApkRecord) -> Self {
-        let (version, release) = match record.version.rsplit_once("-r") {
+impl From<&PackageInfo> for Package {
+    fn from(info: &PackageInfo) -> Self {
+        let (version, release) = match info.version.rsplit_once("-r") {
             Some((version, number))
                 if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
             {
                 (version.to_owned(), format!("r{number}"))
             }
-            _ => (record.version.clone(), String::new()),
+            _ => (info.version.clone(), String::new()),
         };
         Package {
-            name: record.name.clone(),
+            name: info.name.clone(),
             version,
             release,
-            arch: arch.to_owned(),
-            file: record.file_name(),
-            size: record.file_size,
-            checksum: record.checksum.clone(),
+            arch: info.arch.clone(),
+            file: info.file.clone(),
+            size: info.size,
+            checksum: info.checksum.clone(),
         }
     }
 }
@@ -423,7 +421,7 @@ async fn list_packages(
     Ok(Json(
         listed
             .iter()
-            .map(|l| Package::new(&l.arch, &l.record))
+            .map(|l| Package::from(&PackageInfo::from(l)))
             .collect(),
     ))
 }
@@ -470,7 +468,7 @@ async fn create_package(
     Ok(Json(
         published
             .iter()
-            .map(|p| Package::new(&p.arch, &p.record))
+            .map(|p| Package::from(&PackageInfo::from(p)))
             .collect(),
     ))
 }
@@ -503,32 +501,21 @@ mod tests {
 
     #[test]
     fn splits_release_from_version() {
-        let mut record = ApkRecord {
-            checksum: String::new(),
+        let mut info = PackageInfo {
             name: "gitea-test".into(),
             version: "1.4.1-r3".into(),
             arch: "x86_64".into(),
-            file_size: 0,
+            file: "gitea-test-1.4.1-r3.apk".into(),
+            size: 0,
             installed_size: 0,
-            description: String::new(),
-            url: String::new(),
-            license: String::new(),
-            origin: String::new(),
-            maintainer: String::new(),
-            build_time: None,
-            commit: String::new(),
-            provider_priority: None,
-            depends: vec![],
-            provides: vec![],
-            install_if: vec![],
-            datahash: String::new(),
+            checksum: String::new(),
             sha256: String::new(),
         };
-        let p = Package::new("x86_64", &record);
+        let p = Package::from(&info);
         assert_eq!((p.version.as_str(), p.release.as_str()), ("1.4.1", "r3"));
         assert_eq!(p.file, "gitea-test-1.4.1-r3.apk");
-        record.version = "2.0_git20240101-r12".into();
-        let p = Package::new("x86_64", &record);
+        info.version = "2.0_git20240101-r12".into();
+        let p = Package::from(&info);
         assert_eq!(
             (p.version.as_str(), p.release.as_str()),
             ("2.0_git20240101", "r12")

@@ -8,7 +8,6 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use crate::index::IndexError;
 use crate::keys::KeyError;
@@ -17,14 +16,7 @@ use crate::repo::NameError;
 use crate::storage::StorageError;
 use crate::tokens::TokenError;
 
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The HTTP status code.
-    pub code: u16,
-    /// What went wrong, for people.
-    pub message: String,
-}
+pub use crate::wire::ErrorBody;
 
 /// Marks a response caused by a failing store, for the store-error metric.
 #[derive(Debug, Clone, Copy)]

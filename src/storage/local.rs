@@ -6,6 +6,9 @@
 //! and the rename happen under an exclusive `flock` on a per-key lock file in
 //! `<root>/.packages-locks/`. Both folders start with a dot, which no object
 //! key segment may, so they can never collide with objects.
+//!
+//! A copy is a hard link (objects are never changed in place, only replaced by
+//! rename, so sharing an inode is safe), or a byte copy where links fail.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -15,7 +18,10 @@ use std::path::{Path, PathBuf};
 use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 
-use super::{GetResult, ObjectMeta, Payload, PutMode, StorageError, check_key};
+use super::{
+    Consistency, GetResult, ObjectMeta, ObjectStore, Payload, PutMode, PutOptions, StorageError,
+    StoreFuture, check_key,
+};
 
 const TMP_DIR: &str = ".packages-tmp";
 const LOCK_DIR: &str = ".packages-locks";
@@ -52,7 +58,7 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
-    pub(super) async fn get(&self, key: &str) -> Result<GetResult, StorageError> {
+    async fn get(&self, key: &str) -> Result<GetResult, StorageError> {
         let path = self.path_of(key)?;
         let file = tokio::fs::File::open(&path)
             .await
@@ -69,7 +75,7 @@ impl LocalStore {
         })
     }
 
-    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
         let path = self.path_of(key)?;
         match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() => Ok(Some(meta_of(key, &m))),
@@ -79,7 +85,7 @@ impl LocalStore {
         }
     }
 
-    pub(super) async fn put(
+    async fn put(
         &self,
         key: &str,
         payload: Payload,
@@ -161,7 +167,7 @@ impl LocalStore {
         Ok(file)
     }
 
-    pub(super) async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         let store = self.clone();
         let prefix = prefix.to_owned();
         tokio::task::spawn_blocking(move || store.list_blocking(&prefix))
@@ -225,7 +231,60 @@ impl LocalStore {
         Ok(found)
     }
 
-    pub(super) async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let source = self.path_of(from)?;
+        let target = self.path_of(to)?;
+        let store = self.clone();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        tokio::task::spawn_blocking(move || store.copy_blocking(&from, &to, &source, &target))
+            .await
+            .map_err(|e| StorageError::backend("copy", "", e))?
+    }
+
+    fn copy_blocking(
+        &self,
+        from: &str,
+        to: &str,
+        source: &Path,
+        target: &Path,
+    ) -> Result<(), StorageError> {
+        let fail = |e: io::Error| StorageError::backend("copy", to, e);
+        match fs::metadata(source) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(map_io("copy", from, io::ErrorKind::NotFound.into())),
+            Err(e) => return Err(map_io("copy", from, e)),
+        }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(fail)?;
+        }
+        // Stage under a fresh temporary name, then rename into place under the
+        // target's lock, as a put does.
+        let staged = tempfile::Builder::new()
+            .prefix("copy-")
+            .make_in(self.root.join(TMP_DIR), |path| {
+                match fs::hard_link(source, path) {
+                    Ok(()) => Ok(()),
+                    // A name clash: the builder retries with another name.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+                    // No links here (another file system, say): copy the bytes.
+                    Err(_) => {
+                        let mut out = OpenOptions::new().write(true).create_new(true).open(path)?;
+                        io::copy(&mut File::open(source)?, &mut out)?;
+                        out.sync_all()
+                    }
+                }
+            })
+            .map_err(|e| map_io("copy", from, e))?;
+        let _lock = self.lock(to)?;
+        let staged_path = staged.path().to_owned();
+        // Keep the staged name: if `to` is already a link to the same inode,
+        // rename succeeds without removing it, and the drop below does.
+        fs::rename(&staged_path, target).map_err(fail)?;
+        drop(staged);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path_of(key)?;
         let store = self.clone();
         let key = key.to_owned();
@@ -239,6 +298,51 @@ impl LocalStore {
         })
         .await
         .map_err(|e| StorageError::backend("delete", "", e))?
+    }
+}
+
+impl ObjectStore for LocalStore {
+    fn describe(&self) -> String {
+        format!("local directory {}", self.root.display())
+    }
+
+    fn consistency(&self) -> Option<Consistency> {
+        Some(Consistency::Conditional)
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, GetResult> {
+        Box::pin(self.get(key))
+    }
+
+    fn head<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<ObjectMeta>> {
+        Box::pin(self.head(key))
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        payload: Payload,
+        _options: &'a PutOptions,
+        mode: PutMode,
+    ) -> StoreFuture<'a, ObjectMeta> {
+        // Headers are derived from the key at serve time, not stored.
+        Box::pin(self.put(key, payload, mode))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ObjectMeta>> {
+        Box::pin(self.list(prefix))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.delete(key))
+    }
+
+    fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.copy(from, to))
     }
 }
 

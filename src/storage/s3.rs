@@ -10,7 +10,10 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::date_time::DateTime;
 
-use super::{GetResult, ObjectMeta, Payload, PutMode, PutOptions, StorageError, check_key};
+use super::{
+    GetResult, ObjectMeta, ObjectStore, Payload, PutMode, PutOptions, StorageError, StoreFuture,
+    check_key,
+};
 
 /// Overrides of the AWS environment, for tests and explicit configuration.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +77,7 @@ impl S3Store {
         })
     }
 
-    pub(super) fn describe(&self) -> String {
+    fn description(&self) -> String {
         let mut s = format!("s3://{}", self.bucket);
         if !self.prefix.is_empty() {
             s.push('/');
@@ -109,7 +112,7 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn get(&self, key: &str) -> Result<GetResult, StorageError> {
+    async fn get(&self, key: &str) -> Result<GetResult, StorageError> {
         let full = self.full_key(key)?;
         let out = self
             .client
@@ -134,7 +137,7 @@ impl S3Store {
         })
     }
 
-    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
         let full = self.full_key(key)?;
         match self
             .client
@@ -160,7 +163,7 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn put(
+    async fn put(
         &self,
         key: &str,
         payload: Payload,
@@ -228,7 +231,7 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         let full_prefix = self.with_prefix(prefix);
         let mut pages = self
             .client
@@ -256,7 +259,45 @@ impl S3Store {
         Ok(found)
     }
 
-    pub(super) async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let source = self.full_key(from)?;
+        let target = self.full_key(to)?;
+        if source == target {
+            // S3 refuses to copy an object onto itself unchanged; it is a no-op.
+            return match self.head(from).await? {
+                Some(_) => Ok(()),
+                None => Err(StorageError::NotFound {
+                    key: from.to_owned(),
+                }),
+            };
+        }
+        // `x-amz-copy-source` is `BUCKET/KEY`, URL-encoded.
+        let copy_source = format!(
+            "{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(&source, COPY_SOURCE)
+        );
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&target)
+            .copy_source(copy_source)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match map_err("copy", to, e) {
+                // 404 NoSuchKey names the source: the target is being written.
+                StorageError::NotFound { .. } => Err(StorageError::NotFound {
+                    key: from.to_owned(),
+                }),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let full = self.full_key(key)?;
         match self
             .client
@@ -272,6 +313,50 @@ impl S3Store {
                 other => Err(other),
             },
         }
+    }
+}
+
+/// Everything but unreserved characters and `/` is escaped in a copy source.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+impl ObjectStore for S3Store {
+    fn describe(&self) -> String {
+        self.description()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, GetResult> {
+        Box::pin(self.get(key))
+    }
+
+    fn head<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<ObjectMeta>> {
+        Box::pin(self.head(key))
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        payload: Payload,
+        options: &'a PutOptions,
+        mode: PutMode,
+    ) -> StoreFuture<'a, ObjectMeta> {
+        Box::pin(self.put(key, payload, options, mode))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ObjectMeta>> {
+        Box::pin(self.list(prefix))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.delete(key))
+    }
+
+    fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.copy(from, to))
     }
 }
 

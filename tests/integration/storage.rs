@@ -5,22 +5,25 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use packages::storage::{
-    LocalStore, Payload, PutMode, PutOptions, S3Settings, S3Store, Storage, StorageError,
+    Consistency, LocalStore, Payload, PutMode, PutOptions, S3Settings, S3Store, Storage,
+    StorageError,
 };
 use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 
 use crate::support::{Backend, Bucket, Ctx, assert_no_temp_files, curl_get, noise, url_path};
 
-all_backends!(
+every_backend!(
     put_get_head_list_delete,
     overwrite_changes_etag,
     list_pages_beyond_1000_keys,
     list_prefix_not_on_a_directory_boundary,
     conditional_write_probe_matches_backend,
-    create_refuses_existing_key_only_when_conditional,
+    create_never_overwrites_through_the_handle,
     update_checks_the_etag,
+    configured_consistency_overrides_the_backend,
     concurrent_creates_have_one_winner,
+    copy_duplicates_an_object,
     unusual_keys_round_trip,
     empty_object,
     large_file_streams_both_ways,
@@ -207,31 +210,50 @@ async fn conditional_write_probe_matches_backend(ctx: Ctx) {
             ctx.backend
         );
     }
+    // Asking the backend itself agrees with what the handle uses.
+    let asked = s.probe_consistency().await.expect("probe the backend");
+    assert_eq!(asked.is_conditional(), probed, "{:?}", ctx.backend);
     // The probe cleans up after itself.
     assert!(keys(&s, "").await.is_empty(), "probe left objects behind");
     // Asked again, the answer is the same (and cached).
     assert_eq!(s.conditional_writes().await.unwrap(), probed);
+    assert_eq!(s.consistency().await.unwrap(), asked);
 }
 
-async fn create_refuses_existing_key_only_when_conditional(ctx: Ctx) {
+/// A raw put on the backend, past the handle's checks.
+async fn raw_put(s: &Storage, key: &str, data: &[u8], mode: PutMode) -> Result<(), StorageError> {
+    s.object_store()
+        .put(key, bytes(data), &opts(), mode)
+        .await
+        .map(|_| ())
+}
+
+async fn create_never_overwrites_through_the_handle(ctx: Ctx) {
     let s = ctx.storage().await;
     let conditional = s.conditional_writes().await.unwrap();
     s.put("c/key", bytes(b"first"), &opts(), PutMode::Create)
         .await
         .expect("create on a free key");
-    let again = s
+    match s
         .put("c/key", bytes(b"second"), &opts(), PutMode::Create)
-        .await;
+        .await
+    {
+        Err(StorageError::AlreadyExists { key }) => assert_eq!(key, "c/key"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(read_all(&s, "c/key").await, b"first", "not overwritten");
+    // The backend's own contract: only a conditional store refuses by itself.
+    let raw = raw_put(&s, "c/key", b"raw", PutMode::Create).await;
     if conditional {
-        match again {
-            Err(StorageError::AlreadyExists { key }) => assert_eq!(key, "c/key"),
-            other => panic!("expected AlreadyExists, got {other:?}"),
-        }
-        assert_eq!(read_all(&s, "c/key").await, b"first", "not overwritten");
+        assert!(
+            matches!(raw, Err(StorageError::AlreadyExists { .. })),
+            "{raw:?}"
+        );
+        assert_eq!(read_all(&s, "c/key").await, b"first");
     } else {
-        // Garage ignores If-None-Match: the second write goes through.
-        again.expect("a store without conditional writes overwrites");
-        assert_eq!(read_all(&s, "c/key").await, b"second");
+        // Garage ignores If-None-Match: the write goes through.
+        raw.expect("a store without conditional writes overwrites");
+        assert_eq!(read_all(&s, "c/key").await, b"raw");
     }
 }
 
@@ -262,6 +284,11 @@ async fn update_checks_the_etag(ctx: Ctx) {
             PutMode::Update(first.etag.clone()),
         )
         .await;
+    assert!(
+        matches!(stale, Err(StorageError::Precondition { ref key }) if key == "u/key"),
+        "stale ETag: {stale:?}"
+    );
+    assert_eq!(read_all(&s, "u/key").await, b"v2", "not overwritten");
     let on_missing = s
         .put(
             "u/missing",
@@ -270,26 +297,79 @@ async fn update_checks_the_etag(ctx: Ctx) {
             PutMode::Update(first.etag.clone()),
         )
         .await;
+    assert!(
+        matches!(on_missing, Err(StorageError::Precondition { .. })),
+        "If-Match on a missing key: {on_missing:?}"
+    );
+    assert!(s.head("u/missing").await.unwrap().is_none());
+    // The ETag a get returns is good for an update.
+    let (_, meta) = s.get_bytes("u/key").await.unwrap();
+    s.put("u/key", bytes(b"v4"), &opts(), PutMode::Update(meta.etag))
+        .await
+        .expect("update with the ETag from get");
+    assert_eq!(read_all(&s, "u/key").await, b"v4");
+    // The backend's own contract.
+    let raw = raw_put(&s, "u/key", b"raw", PutMode::Update(first.etag.clone())).await;
+    let raw_missing = raw_put(&s, "u/missing", b"raw", PutMode::Update(first.etag)).await;
     if conditional {
         assert!(
-            matches!(stale, Err(StorageError::Precondition { ref key }) if key == "u/key"),
-            "stale ETag: {stale:?}"
+            matches!(raw, Err(StorageError::Precondition { .. })),
+            "{raw:?}"
         );
-        assert_eq!(read_all(&s, "u/key").await, b"v2", "not overwritten");
         assert!(
-            matches!(on_missing, Err(StorageError::Precondition { .. })),
-            "If-Match on a missing key: {on_missing:?}"
+            matches!(raw_missing, Err(StorageError::Precondition { .. })),
+            "{raw_missing:?}"
         );
-        assert!(s.head("u/missing").await.unwrap().is_none());
-        // The ETag a get returns is good for an update.
-        let (_, meta) = s.get_bytes("u/key").await.unwrap();
-        s.put("u/key", bytes(b"v4"), &opts(), PutMode::Update(meta.etag))
-            .await
-            .expect("update with the ETag from get");
         assert_eq!(read_all(&s, "u/key").await, b"v4");
     } else {
-        stale.expect("a store without conditional writes overwrites");
-        on_missing.expect("a store without conditional writes overwrites");
+        raw.expect("a store without conditional writes overwrites");
+        raw_missing.expect("a store without conditional writes creates");
+        assert_eq!(read_all(&s, "u/key").await, b"raw");
+    }
+}
+
+async fn configured_consistency_overrides_the_backend(ctx: Ctx) {
+    let s = ctx
+        .storage()
+        .await
+        .with_consistency(Some(Consistency::LastWriterWins));
+    assert_eq!(
+        s.configured_consistency(),
+        Some(Consistency::LastWriterWins)
+    );
+    assert!(
+        !s.conditional_writes().await.unwrap(),
+        "configured, not probed"
+    );
+    assert!(keys(&s, "").await.is_empty(), "nothing probed");
+    // Checked with a HEAD first: still refused.
+    let first = s
+        .put("k", bytes(b"1"), &opts(), PutMode::Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put("k", bytes(b"2"), &opts(), PutMode::Create).await,
+        Err(StorageError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        s.put(
+            "k",
+            bytes(b"2"),
+            &opts(),
+            PutMode::Update("\"stale\"".into())
+        )
+        .await,
+        Err(StorageError::Precondition { .. })
+    ));
+    s.put("k", bytes(b"3"), &opts(), PutMode::Update(first.etag))
+        .await
+        .expect("update with the current ETag");
+    assert_eq!(read_all(&s, "k").await, b"3");
+    // Back to the backend's own answer.
+    let s = s.with_consistency(None);
+    assert_eq!(s.configured_consistency(), None);
+    if let Some(expected) = ctx.backend.expected_conditional_writes() {
+        assert_eq!(s.conditional_writes().await.unwrap(), expected);
     }
 }
 
@@ -364,6 +444,53 @@ async fn concurrent_creates_have_one_winner(ctx: Ctx) {
         read_all(&s, "race/key").await,
         format!("updater {}", winners[0]).as_bytes()
     );
+}
+
+async fn copy_duplicates_an_object(ctx: Ctx) {
+    let s = ctx.storage().await;
+    let from = "static/o/alpine/v/r/x86_64/hello_2.10+dfsg-3~bpo12+1 é.apk";
+    let to = "static/o/alpine/v/r/aarch64/hello_2.10+dfsg-3~bpo12+1 é.apk";
+    let source = s
+        .put(from, bytes(b"noarch bytes"), &opts(), PutMode::Create)
+        .await
+        .unwrap();
+    s.copy(from, to).await.expect("copy");
+    assert_eq!(read_all(&s, to).await, b"noarch bytes");
+    let copied = s.head(to).await.unwrap().expect("the copy exists");
+    assert_eq!(copied.size, source.size);
+    assert_eq!(read_all(&s, from).await, b"noarch bytes", "source kept");
+    // The copy is an object of its own: replacing or deleting the source leaves it.
+    s.put(from, bytes(b"replaced"), &opts(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&s, to).await, b"noarch bytes");
+    s.delete(from).await.unwrap();
+    assert_eq!(read_all(&s, to).await, b"noarch bytes");
+    // Copying over an existing object replaces it; copying onto itself is harmless.
+    s.put("other", bytes(b"other"), &opts(), PutMode::Create)
+        .await
+        .unwrap();
+    s.copy("other", to).await.expect("copy over an object");
+    assert_eq!(read_all(&s, to).await, b"other");
+    s.copy(to, to).await.expect("copy onto itself");
+    s.copy("other", to).await.expect("copy again");
+    assert_eq!(read_all(&s, to).await, b"other");
+    assert_eq!(keys(&s, "").await, ["other", to]);
+    // A missing source names the source.
+    match s.copy("missing/source", "x/y").await {
+        Err(StorageError::NotFound { key }) => assert_eq!(key, "missing/source"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(s.head("x/y").await.unwrap().is_none());
+    assert!(matches!(
+        s.copy("other", "../x").await,
+        Err(StorageError::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        s.copy("a//b", "x").await,
+        Err(StorageError::InvalidKey { .. })
+    ));
+    assert_no_temp_files(&s);
 }
 
 async fn unusual_keys_round_trip(ctx: Ctx) {
@@ -587,6 +714,18 @@ async fn content_type_and_cache_control_are_stored(ctx: Ctx) {
         .expect("head_object");
     assert_eq!(head.content_type(), Some("application/gzip"));
     assert_eq!(head.cache_control(), Some("public, max-age=60"));
+
+    // A server-side copy keeps the source's headers.
+    s.copy(key, "static/copy.apk").await.expect("copy");
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(format!("{}/static/copy.apk", place.prefix))
+        .send()
+        .await
+        .expect("head_object of the copy");
+    assert_eq!(head.content_type(), Some(APK_TYPE));
+    assert_eq!(head.cache_control(), Some(APK_CACHE));
 }
 
 async fn garage_website_serves_stored_headers(ctx: Ctx) {

@@ -4,6 +4,10 @@
 //!
 //! Backends:
 //! - `local`: a temporary directory;
+//! - `memory` / `memory_lww`: an in-process [`MemoryStore`] that enforces
+//!   preconditions, or ignores them like Garage (last writer wins);
+//! - `faulty`: a pass-through [`FaultyStore`] around a conditional memory store
+//!   (its handles: [`Ctx::fault_handles`]; [`Ctx::open_faulty`] wraps any backend);
 //! - `garage` / `moto`: the servers `scripts/test-servers.sh start` runs
 //!   (`PACKAGES_TEST_GARAGE_*`, `PACKAGES_TEST_MOTO_*`);
 //! - `user_s3`: any S3 the user points at (`PACKAGES_TEST_S3_ENDPOINT`,
@@ -25,7 +29,11 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use packages::storage::{LocalStore, S3Settings, S3Store, Storage};
+use std::sync::Arc;
+
+use packages::storage::{
+    FaultHandle, FaultyStore, LocalStore, MemoryStore, S3Settings, S3Store, Storage,
+};
 use packages::stores::Stores;
 
 /// Generates one `#[tokio::test]` per backend for each named `async fn NAME(ctx: Ctx)`:
@@ -53,6 +61,13 @@ macro_rules! all_backends {
     };
 }
 
+/// [`all_backends!`] plus the in-process ones: `memory`, `memory_lww`, `faulty`.
+macro_rules! every_backend {
+    ($($name:ident),+ $(,)?) => {
+        backend_tests!([local, garage, moto, user_s3, memory, memory_lww, faulty] $($name),+);
+    };
+}
+
 // ---- backends -------------------------------------------------------------
 
 /// Where a test's stores live.
@@ -66,6 +81,12 @@ pub enum Backend {
     Moto,
     /// The user's own S3 (`PACKAGES_TEST_S3_*`).
     UserS3,
+    /// An in-process store that enforces preconditions.
+    Memory,
+    /// An in-process store that ignores preconditions (like Garage).
+    MemoryLww,
+    /// A pass-through [`FaultyStore`] around a conditional memory store.
+    Faulty,
 }
 
 impl Backend {
@@ -76,6 +97,9 @@ impl Backend {
             "garage" => Backend::Garage,
             "moto" => Backend::Moto,
             "user_s3" => Backend::UserS3,
+            "memory" => Backend::Memory,
+            "memory_lww" => Backend::MemoryLww,
+            "faulty" => Backend::Faulty,
             other => panic!("unknown backend {other}"),
         }
     }
@@ -83,15 +107,20 @@ impl Backend {
     /// What the conditional-write probe must say, where we know.
     pub fn expected_conditional_writes(self) -> Option<bool> {
         match self {
-            Backend::Local | Backend::Moto => Some(true),
-            Backend::Garage => Some(false),
+            Backend::Local | Backend::Moto | Backend::Memory | Backend::Faulty => Some(true),
+            Backend::Garage | Backend::MemoryLww => Some(false),
             Backend::UserS3 => None,
         }
     }
 
     /// Whether this is an S3 backend.
     pub fn is_s3(self) -> bool {
-        self != Backend::Local
+        matches!(self, Backend::Garage | Backend::Moto | Backend::UserS3)
+    }
+
+    /// Whether this is an in-process backend (`memory`, `memory_lww`, `faulty`).
+    pub fn is_memory(self) -> bool {
+        matches!(self, Backend::Memory | Backend::MemoryLww | Backend::Faulty)
     }
 }
 
@@ -165,6 +194,9 @@ pub fn s3_env(backend: Backend) -> Result<S3Env, String> {
     };
     match backend {
         Backend::Local => Err("local is not S3".to_owned()),
+        Backend::Memory | Backend::MemoryLww | Backend::Faulty => {
+            Err(format!("{backend:?} is not S3"))
+        }
         Backend::Garage => {
             let v = need(&[
                 "PACKAGES_TEST_GARAGE_ENDPOINT",
@@ -267,6 +299,7 @@ pub struct Ctx {
     pub base: String,
     counter: AtomicUsize,
     dirs: Mutex<Vec<tempfile::TempDir>>,
+    faults: Mutex<Vec<FaultHandle>>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -308,9 +341,10 @@ where
 impl Ctx {
     /// A context for `backend`, or `None` when it must be skipped.
     pub fn new(backend: Backend) -> Option<Self> {
-        let s3 = match backend {
-            Backend::Local => None,
-            _ => Some(s3_env_or_skip(backend)?),
+        let s3 = if backend.is_s3() {
+            Some(s3_env_or_skip(backend)?)
+        } else {
+            None
         };
         let test = std::thread::current()
             .name()
@@ -331,6 +365,7 @@ impl Ctx {
             base: format!("it/{test}-{}", random_hex(6)),
             counter: AtomicUsize::new(0),
             dirs: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
         })
     }
 
@@ -350,6 +385,23 @@ impl Ctx {
     /// A fresh, empty store in `bucket`, with where it lives.
     pub async fn open(&self, bucket: Bucket) -> (Storage, Place) {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        if self.backend.is_memory() {
+            let place = Place {
+                bucket: None,
+                prefix: String::new(),
+                dir: None,
+            };
+            let storage = match self.backend {
+                Backend::MemoryLww => Storage::new(Arc::new(MemoryStore::last_writer_wins())),
+                Backend::Faulty => {
+                    let faulty = FaultyStore::new(Arc::new(MemoryStore::new()));
+                    self.faults.lock().unwrap().push(faulty.handle());
+                    Storage::new(Arc::new(faulty))
+                }
+                _ => Storage::new(Arc::new(MemoryStore::new())),
+            };
+            return (storage, place);
+        }
         match &self.s3 {
             None => {
                 let dir = self.temp_dir().join("store");
@@ -386,6 +438,21 @@ impl Ctx {
                 )
             }
         }
+    }
+
+    /// A fresh store in `bucket` wrapped in a [`FaultyStore`], with its handle
+    /// (on any backend).
+    pub async fn open_faulty(&self, bucket: Bucket) -> (Storage, FaultHandle, Place) {
+        let (storage, place) = self.open(bucket).await;
+        let faulty = FaultyStore::new(storage.object_store().clone());
+        let handle = faulty.handle();
+        self.faults.lock().unwrap().push(handle.clone());
+        (Storage::new(Arc::new(faulty)), handle, place)
+    }
+
+    /// The handles of every [`FaultyStore`] this context opened, in order.
+    pub fn fault_handles(&self) -> Vec<FaultHandle> {
+        self.faults.lock().unwrap().clone()
     }
 
     /// A fresh store in the main bucket.

@@ -12,9 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio_util::io::ReaderStream;
 
-use super::error::ErrorBody;
-use super::upload::PACKAGE_FIELD;
-use super::v1::{PackageInfo, PublishedPackage};
+use super::{ErrorBody, PACKAGE_FIELD, PackageInfo, PublishedPackage};
 use crate::repo::{Arch, RepoId};
 
 /// Why a call to the server failed.

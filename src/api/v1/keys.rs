@@ -1,0 +1,97 @@
+//! `/api/v1/orgs/{org}/keys`: list and generate signing keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::params::OrgPath;
+use crate::api::auth::Auth;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::{ApiState, JsonBody, org_level, parse_org};
+use crate::keys;
+use crate::repo::{Distro, Scope, Segment};
+use crate::tokens::TokenLevel;
+use crate::wire::{NewKey, PublicKeyInfo};
+
+/// List the public signing keys of an organization.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/keys",
+    tag = "keys",
+    params(OrgPath),
+    responses((status = 200, description = "Public keys, served in the public tree at `path`", body = Vec<PublicKeyInfo>))
+)]
+pub(super) async fn list_keys(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(path): Path<OrgPath>,
+) -> Result<Json<Vec<PublicKeyInfo>>, ApiError> {
+    let org = parse_org(&path.org)?;
+    auth.require_read(&org_level(&org))?;
+    state.publisher().get_org(&org).await?;
+    let keys = state.publisher().public_keys(&org).await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|key| PublicKeyInfo {
+                name: key.name,
+                level: key.level,
+                path: key.path,
+                pem: None,
+            })
+            .collect(),
+    ))
+}
+
+/// Generate a signing key for a distro, version or repo of an organization.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/keys",
+    tag = "keys",
+    params(OrgPath),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "Generated; the public half is served at `path`", body = PublicKeyInfo),
+        (status = 409, description = "A key exists at that level", body = ErrorBody),
+    )
+)]
+pub(super) async fn create_key(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(path): Path<OrgPath>,
+    JsonBody(body): JsonBody<NewKey>,
+) -> Result<(StatusCode, Json<PublicKeyInfo>), ApiError> {
+    let org = parse_org(&path.org)?;
+    let scope = Scope::new(
+        org.clone(),
+        Some(Distro::parse(body.distro.as_deref().unwrap_or("alpine"))?),
+        body.version
+            .as_deref()
+            .map(|v| Segment::parse("version", v))
+            .transpose()?,
+        body.repo
+            .as_deref()
+            .map(|r| Segment::parse("repo", r))
+            .transpose()?,
+    )?;
+    let bits = body.bits.unwrap_or(keys::DEFAULT_KEY_BITS);
+    if bits > 8192 {
+        return Err(ApiError::bad_request(format!(
+            "{bits}-bit keys are too large (at most 8192)"
+        )));
+    }
+    auth.require_write(
+        &TokenLevel::Scoped(scope.clone()),
+        "create signing keys for",
+    )?;
+    state.publisher().get_org(&org).await?;
+    let generated = state.publisher().generate_key(&scope, bits).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PublicKeyInfo {
+            name: generated.key_name,
+            level: scope.to_string(),
+            path: generated.public_path,
+            pem: Some(generated.public_pem),
+        }),
+    ))
+}

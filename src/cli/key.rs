@@ -1,0 +1,66 @@
+//! `packages key`: generate or import the signing key of a distro, version or repo.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use super::args::ScopeArgs;
+use super::output::print_json;
+use crate::keys;
+use crate::publish::Publisher;
+
+/// `packages key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a signing key for a distro, version or repo (the most specific one signs)
+    Generate {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// RSA key size
+        #[arg(long, default_value_t = keys::DEFAULT_KEY_BITS)]
+        bits: usize,
+    },
+    /// Import an existing PEM private key (e.g. from `abuild-keygen`)
+    Import {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The PEM file
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+/// Runs `packages key ...`.
+pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) -> Result<()> {
+    let (scope, generated) = match command {
+        KeyCommand::Generate { scope, bits } => {
+            let scope = scope.scope()?;
+            publisher.get_org(&scope.org).await?;
+            let generated = publisher.generate_key(&scope, bits).await?;
+            (scope, generated)
+        }
+        KeyCommand::Import { scope, file } => {
+            let scope = scope.scope()?;
+            publisher.get_org(&scope.org).await?;
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("{}: cannot read", file.display()))?;
+            let generated = publisher
+                .import_key(&scope, &pem)
+                .await
+                .with_context(|| format!("{}: cannot import", file.display()))?;
+            (scope, generated)
+        }
+    };
+    if json {
+        return print_json(&generated);
+    }
+    eprintln!("signing key for {scope} stored; clients trust it with:");
+    eprintln!(
+        "  wget -O /etc/apk/keys/{} <BASE URL>/{}",
+        generated.key_name, generated.public_path
+    );
+    println!("{}", generated.key_name);
+    println!("{}", generated.public_path);
+    Ok(())
+}

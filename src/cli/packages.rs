@@ -1,0 +1,213 @@
+//! `packages upload`, `list` and `remove`: publish packages (into the store, or
+//! through a server in remote mode), list them, take them out of the index.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::args::{RemoteArgs, RepoArgs, remote_client};
+use super::output::{print_json, print_published};
+use crate::publish::{Publisher, Upload};
+use crate::repo::{Arch, RepoId};
+
+/// `packages upload ...`
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Organization
+    #[arg(long)]
+    pub org: String,
+    /// Distro
+    #[arg(long, default_value = "alpine")]
+    pub distro: String,
+    /// Distro version (e.g. `v3.20`, `edge`)
+    #[arg(long)]
+    pub version: String,
+    /// Repository (e.g. `main`)
+    #[arg(long)]
+    pub repo: String,
+    /// Target arch: must match the package; for a noarch package, the arches to publish it into (repeatable; default: every arch of the repo)
+    #[arg(long)]
+    pub arch: Vec<String>,
+    /// The `.apk` files
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `packages remove ...`
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Package names (every version) or file names (`<name>-<version>.apk`)
+    #[arg(required = true)]
+    pub packages: Vec<String>,
+}
+
+/// Runs `packages upload` against the store.
+pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) -> Result<()> {
+    let repo = RepoId::parse(&args.org, &args.distro, &args.version, &args.repo)?;
+    let arches = args
+        .arch
+        .iter()
+        .map(|a| Arch::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Check that every file is readable before publishing any.
+    for file in &args.files {
+        if !file.is_file() {
+            bail!("{}: no such file", file.display());
+        }
+    }
+    let progress = indicatif::ProgressBar::new(args.files.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut results = Vec::new();
+    for file in &args.files {
+        let display = file.display().to_string();
+        progress.set_message(display.clone());
+        let (arch, extra) = match arches.split_first() {
+            Some((first, rest)) => (Some(first.clone()), rest.to_vec()),
+            None => (None, Vec::new()),
+        };
+        let published = publisher
+            .upload(&Upload {
+                repo: repo.clone(),
+                arch,
+                extra_arches: extra,
+                path: file.clone(),
+                display_name: display.clone(),
+            })
+            .await;
+        let published = match published {
+            Ok(p) => p,
+            Err(e) => {
+                progress.finish_and_clear();
+                return Err(e.into());
+            }
+        };
+        progress.inc(1);
+        if !json {
+            progress.suspend(|| {
+                print_published(
+                    &display,
+                    &repo,
+                    published.iter().map(|p| {
+                        (
+                            p.record.name.as_str(),
+                            p.record.version.as_str(),
+                            p.arch.as_str(),
+                            p.unchanged,
+                        )
+                    }),
+                )
+            });
+        }
+        results.extend(published);
+    }
+    progress.finish_and_clear();
+    if json {
+        print_json(&results)?;
+    }
+    Ok(())
+}
+
+/// `upload --server`: the same checks and output as the direct mode, through the API.
+pub(super) async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
+    let client = remote_client(&args.remote)?;
+    let repo = RepoId::parse(&args.org, &args.distro, &args.version, &args.repo)?;
+    let arches = args
+        .arch
+        .iter()
+        .map(|a| Arch::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    for file in &args.files {
+        if !file.is_file() {
+            bail!("{}: no such file", file.display());
+        }
+    }
+    let progress = indicatif::ProgressBar::new(0);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bytes}/{total_bytes}] {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut results = Vec::new();
+    for file in &args.files {
+        let display = file.display().to_string();
+        progress.set_message(display.clone());
+        progress.set_position(0);
+        progress.set_length(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
+        let bar = progress.clone();
+        let published = match client
+            .upload(&repo, &arches, file, move |sent| bar.set_position(sent))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                progress.finish_and_clear();
+                return Err(anyhow::Error::new(e).context(format!("{display}: upload failed")));
+            }
+        };
+        if !json {
+            progress.suspend(|| {
+                print_published(
+                    &display,
+                    &repo,
+                    published.iter().map(|p| {
+                        (
+                            p.record.name.as_str(),
+                            p.record.version.as_str(),
+                            p.arch.as_str(),
+                            p.unchanged,
+                        )
+                    }),
+                )
+            });
+        }
+        results.extend(published);
+    }
+    progress.finish_and_clear();
+    if json {
+        print_json(&results)?;
+    }
+    Ok(())
+}
+
+/// Runs `packages list`.
+pub(super) async fn list(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
+    let listed = publisher.list(&args.repo()?, args.arch()?.as_ref()).await?;
+    if json {
+        return print_json(&listed);
+    }
+    for l in &listed {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            l.arch, l.record.name, l.record.version, l.record.file_size, l.record.checksum
+        );
+    }
+    Ok(())
+}
+
+/// Runs `packages remove`.
+pub(super) async fn remove(publisher: &Publisher, args: RemoveArgs, json: bool) -> Result<()> {
+    let repo = args.repo.repo()?;
+    let arch = args.repo.arch()?;
+    let mut removed = Vec::new();
+    for what in &args.packages {
+        removed.extend(publisher.remove(&repo, arch.as_ref(), what).await?);
+    }
+    if json {
+        return print_json(&removed);
+    }
+    for l in &removed {
+        println!("removed {} from {}/{}", l.file, repo, l.arch);
+    }
+    Ok(())
+}
