@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// Where a stored package's bytes come from.
+pub(super) enum PackageSource {
+    /// The uploaded file.
+    Upload(Payload),
+    /// Another package object (noarch fan-out), copied in the store.
+    CopyOf(Key),
+}
+
 impl Publisher {
     /// Checks and reads a package file without storing anything.
     pub async fn inspect(
@@ -53,7 +61,7 @@ impl Publisher {
                     &repo_arch,
                     &file,
                     &record,
-                    Payload::File(upload.path.clone()),
+                    PackageSource::Upload(Payload::File(upload.path.clone())),
                 )
                 .await?;
             stored.push((repo_arch, pending));
@@ -147,17 +155,10 @@ impl Publisher {
                     arch: repo.arch(source_arch.clone()),
                     file: file.clone(),
                 };
-                let staged = self.download(&from).await?;
                 let record = record.clone().with_arch(arch.as_str());
-                // A server-side copy would spare this download and upload
-                // (issue 8 item 3); the stores offer none yet.
-                self.store_package(
-                    &target,
-                    &file,
-                    &record,
-                    Payload::File(staged.path().to_owned()),
-                )
-                .await?;
+                // A server-side copy where the store has one (issue 8 item 3).
+                self.store_package(&target, &file, &record, PackageSource::CopyOf(from))
+                    .await?;
             }
             index::reindex(&self.stores, &target).await?;
         }
@@ -190,7 +191,7 @@ impl Publisher {
         arch: &RepoArch,
         file: &Segment,
         record: &ApkRecord,
-        payload: Payload,
+        payload: PackageSource,
     ) -> Result<(bool, Option<PendingChange>), PublishError> {
         let key = Key::Package {
             arch: arch.clone(),
@@ -217,9 +218,11 @@ impl Publisher {
         let mut unchanged = false;
         // With conditional writes the `Create` below tells whether the name
         // exists; without, ask first (a blind write would replace it).
-        let existing = if conditional {
+        let copy = matches!(payload, PackageSource::CopyOf(_));
+        let existing = if conditional && !copy {
             None
         } else {
+            // A copy replaces what is there: ask first.
             self.stores.head(&key).await?
         };
         let write = match existing {
@@ -236,7 +239,13 @@ impl Publisher {
             } else {
                 PutMode::Overwrite
             };
-            match self.stores.put(&key, payload, mode).await {
+            let written = match payload {
+                PackageSource::Upload(payload) => {
+                    self.stores.put(&key, payload, mode).await.map(|_| ())
+                }
+                PackageSource::CopyOf(from) => self.stores.copy(&from, &key).await,
+            };
+            match written {
                 Ok(_) => {}
                 Err(StorageError::AlreadyExists { .. }) => {
                     self.check_same_bytes(&key, arch, file, record).await?;
