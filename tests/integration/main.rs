@@ -13,6 +13,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod crash;
+mod crash_points;
 mod doctor;
 mod serve;
 mod settings;
