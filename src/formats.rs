@@ -1,3 +1,130 @@
-//! Package formats. Alpine's `.apk` is the first; Debian and RPM follow.
+//! Package formats and the one interface the publish core sees them through.
+//!
+//! STYLE.md prefers closed enums matched at each use; formats are a trait
+//! instead. The publish protocol (`src/core`) is written once and must be
+//! instantiated for Alpine now and for Debian and RPM next, each with its own
+//! record type, cached chunk part and root files: an enum would thread every
+//! format's types through every signature of the protocol, and a trait keeps
+//! the protocol free of any format's names (issue 7).
+//!
+//! Everything a format does here is pure (bytes in, bytes out); the core does
+//! the I/O.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::core::RootProblem;
+use crate::repo::{Key, RootId};
+use crate::signing::SigningKey;
 
 pub mod apk;
+
+/// One chunk's cached rendering: the bytes a root file is assembled from and
+/// what the format needs to know about them without reading them (kept in
+/// the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part<M> {
+    /// The rendered bytes (apk: a raw deflate segment).
+    pub bytes: Vec<u8>,
+    /// What assembling needs besides the bytes (apk: CRC-32 and text length).
+    pub meta: M,
+}
+
+/// A root's files as rendered from its chunks' parts, before signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedRoot {
+    /// Auxiliary files, content-named or otherwise safe to write before the
+    /// root file (Debian's by-hash `Packages`, RPM's `repodata/<sha>-…`).
+    pub files: Vec<(Key, Vec<u8>)>,
+    /// The body of the root file, to be signed.
+    pub body: Vec<u8>,
+    /// Where each part sits in `body` (`(offset, length)`, in chunk order),
+    /// so the next publish can copy unchanged parts from the published file.
+    pub spans: Vec<(u64, u64)>,
+}
+
+/// A package format as the publish core sees it.
+///
+/// Records live in *roots* (apk: one repo arch; Debian: one suite covering
+/// every component and arch; RPM: one repo arch). Within a root, each record
+/// has an entry key (apk: the file name) and falls into one of
+/// [`Format::chunks`] chunks; a publish re-renders only the chunks its
+/// changes touch and assembles the root's files from every chunk's cached
+/// part. The root file ([`Format::root_file`]) is written last: it is the
+/// commit point the core's claim/marker protocol guards.
+pub trait Format: Clone + Send + Sync + 'static {
+    /// One package's entry in a root's index.
+    type Record: Clone
+        + PartialEq
+        + fmt::Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+    /// What the manifest keeps about each chunk's part (flattened into the
+    /// chunk's entry of `state.json`).
+    type PartMeta: Clone
+        + PartialEq
+        + Eq
+        + fmt::Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+
+    /// The record's key within its root (apk: the `.apk` file name).
+    fn entry_key(&self, record: &Self::Record) -> String;
+
+    /// How many chunks a root's records are split into.
+    fn chunks(&self) -> u32;
+
+    /// The chunk an entry key falls into (below [`Format::chunks`]).
+    fn chunk_of(&self, entry: &str) -> u32;
+
+    /// Renders one chunk's cached part from its records (in entry-key order).
+    fn render_part(&self, records: &[&Self::Record]) -> Part<Self::PartMeta>;
+
+    /// The root file: written last, replaced conditionally.
+    fn root_file(&self, root: &RootId) -> Key;
+
+    /// Assembles a root's files from its chunks' parts (in chunk order).
+    fn render_root(&self, root: &RootId, parts: &[Part<Self::PartMeta>]) -> RenderedRoot;
+
+    /// The part of a published root file that [`RenderedRoot::spans`] point
+    /// into (apk: the signed, unsigned member), if the file is readable.
+    fn reusable_body(&self, published: &[u8]) -> Option<Vec<u8>>;
+
+    /// Whether root files are signed (settings roots are not).
+    fn signed(&self) -> bool {
+        true
+    }
+
+    /// Signs a rendered body into the root file's bytes.
+    fn sign(&self, body: Vec<u8>, key: &SigningKey) -> Vec<u8>;
+
+    /// Compares a published root file with the expected one (rendered and
+    /// signed from the records); called only when they differ.
+    fn verify(
+        &self,
+        published: &[u8],
+        records: &[&Self::Record],
+        key: Option<&SigningKey>,
+    ) -> Vec<RootProblem>;
+
+    /// Whether root files may exist that were written outside the protocol
+    /// (settings written by older releases): then a root without a manifest
+    /// starts from [`Format::base_records`] of its root file.
+    fn has_legacy_root_files(&self) -> bool {
+        false
+    }
+
+    /// The records a root file written outside the protocol holds; `None`
+    /// if unreadable.
+    fn base_records(&self, _published: &[u8]) -> Option<Vec<Self::Record>> {
+        None
+    }
+}

@@ -11,7 +11,9 @@
 //!   a signed `APKINDEX.tar.gz` (pure: bytes in, bytes out).
 //! - [`signing`]: the `Signer` interface (sign bytes with a named key); RSA for apk first.
 //! - [`keys`]: key sets per scope in the store, which one signs a repo, safe key changes.
-//! - [`index`]: per-package records and regeneration of one repository's index.
+//! - [`core`]: the publish protocol (pending changes, record chunks, manifest,
+//!   claim/marker, check, repair), generic over a [`formats::Format`].
+//! - [`index`]: the Alpine entry points of the core (one repo arch's signed index).
 //! - [`publish`]: the use cases (upload, remove, list, rebuild) shared by the CLI and the server.
 //! - [`tokens`]: API tokens: plaintext shown once, stored as SHA-256 per level, cached look-ups, scopes.
 //! - [`api`]: the HTTP API (v1, the compatibility API, health, metrics, OpenAPI).
@@ -28,6 +30,7 @@ pub mod api;
 pub mod apkbuild;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod doctor;
 pub mod formats;
 pub mod index;

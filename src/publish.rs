@@ -14,12 +14,26 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+use crate::core::Known;
+use crate::formats::apk::Alpine;
 use crate::formats::apk::{ApkError, ApkLimits, ApkPackage, ApkRecord, read_package};
-use crate::index::{self, Change, IndexError};
+use crate::index::{self, Change, IndexError, PendingChange};
 use crate::keys::{self, KeyError};
-use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, Segment, Tree};
+use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, RootId, Segment, Tree};
 use crate::storage::{Payload, PutMode, StorageError};
 use crate::stores::Stores;
+
+mod gc;
+mod orgs;
+mod rebuild;
+mod remove;
+mod settings;
+mod settings_root;
+mod upload;
+
+/// Default cap on the number of arches a repository may serve (each one
+/// gets a copy of every noarch package).
+pub const DEFAULT_MAX_ARCHES: usize = 64;
 
 /// Default time a removed package's file stays downloadable.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -85,6 +99,16 @@ pub enum PublishError {
         arch: String,
         /// When the name frees up.
         until: u64,
+    },
+    /// Adding the arches would exceed the cap.
+    #[error(
+        "{repo}: a repository serves at most {max} arches (noarch packages are copied into each); remove unused arches or raise the limit"
+    )]
+    TooManyArches {
+        /// The repository.
+        repo: String,
+        /// The cap.
+        max: usize,
     },
     /// Nothing matched.
     #[error("{0}")]
@@ -191,6 +215,7 @@ pub struct Publisher {
     limits: ApkLimits,
     delete_grace: Duration,
     orphan_grace: Duration,
+    max_arches: usize,
 }
 
 fn unix_now() -> u64 {
@@ -208,6 +233,7 @@ impl Publisher {
             limits: ApkLimits::default(),
             delete_grace: DEFAULT_DELETE_GRACE,
             orphan_grace: index::PENDING_GRACE,
+            max_arches: DEFAULT_MAX_ARCHES,
         }
     }
 
@@ -231,642 +257,14 @@ impl Publisher {
         self
     }
 
+    /// Sets the cap on arches per repository (default [`DEFAULT_MAX_ARCHES`]).
+    pub fn with_max_arches(mut self, max: usize) -> Self {
+        self.max_arches = max;
+        self
+    }
+
     /// The stores.
     pub fn stores(&self) -> &Stores {
         &self.stores
-    }
-
-    // ---- organizations -------------------------------------------------
-
-    /// Creates an organization.
-    pub async fn create_org(&self, org: &Org) -> Result<OrgRecord, PublishError> {
-        let record = OrgRecord {
-            name: org.to_string(),
-            created: unix_now(),
-        };
-        let body =
-            serde_json::to_vec(&record).map_err(|e| StorageError::backend("encode", "org", e))?;
-        let key = Key::Org(org.clone());
-        if self.stores.head(&key).await?.is_some() {
-            return Err(PublishError::OrgExists(org.to_string()));
-        }
-        match self.stores.put(&key, body.into(), PutMode::Create).await {
-            Ok(_) => Ok(record),
-            Err(StorageError::AlreadyExists { .. }) => {
-                Err(PublishError::OrgExists(org.to_string()))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The organization's record.
-    pub async fn get_org(&self, org: &Org) -> Result<OrgRecord, PublishError> {
-        let key = Key::Org(org.clone());
-        let Some((bytes, _)) = self.stores.get_bytes_opt(&key).await? else {
-            return Err(PublishError::OrgNotFound(org.to_string()));
-        };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| StorageError::backend("decode", &key.path(), e).into())
-    }
-
-    /// Every organization, by name.
-    pub async fn list_orgs(&self) -> Result<Vec<String>, PublishError> {
-        let prefix = Key::orgs_prefix();
-        let objects = self.stores.list(Tree::Private, &prefix).await?;
-        Ok(objects
-            .iter()
-            .filter_map(|o| o.key.strip_prefix(&prefix)?.strip_suffix(".json"))
-            .map(str::to_owned)
-            .collect())
-    }
-
-    /// Deletes an organization; with `force`, everything in it too.
-    pub async fn delete_org(&self, org: &Org, force: bool) -> Result<(), PublishError> {
-        self.get_org(org).await?;
-        let public = self
-            .stores
-            .list(Tree::Public, &Key::org_public_prefix(org))
-            .await?;
-        let has_packages = public.iter().any(|o| o.key.ends_with(".apk"));
-        if has_packages && !force {
-            return Err(PublishError::OrgNotEmpty(org.to_string()));
-        }
-        for object in public {
-            self.stores.public().delete(&object.key).await?;
-        }
-        for object in self
-            .stores
-            .list(Tree::Private, &Key::org_private_prefix(org))
-            .await?
-        {
-            self.stores.private().delete(&object.key).await?;
-        }
-        self.stores.delete(&Key::Org(org.clone())).await?;
-        Ok(())
-    }
-
-    async fn require_org(&self, org: &Org) -> Result<(), PublishError> {
-        if self.stores.head(&Key::Org(org.clone())).await?.is_none() {
-            return Err(PublishError::OrgNotFound(org.to_string()));
-        }
-        Ok(())
-    }
-
-    // ---- repository settings -------------------------------------------
-
-    /// The repository's settings (empty when it has none yet).
-    pub async fn repo_settings(
-        &self,
-        repo: &RepoId,
-    ) -> Result<(RepoSettings, Option<String>), PublishError> {
-        let key = Key::RepoSettings(repo.clone());
-        match self.stores.get_bytes_opt(&key).await? {
-            None => Ok((RepoSettings::default(), None)),
-            Some((bytes, meta)) => Ok((
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| StorageError::backend("decode", &key.path(), e))?,
-                Some(meta.etag),
-            )),
-        }
-    }
-
-    /// Adds arches and noarch records to the settings; returns the arches that are new.
-    async fn extend_settings(
-        &self,
-        repo: &RepoId,
-        arches: &[Arch],
-        noarch: Option<&ApkRecord>,
-    ) -> Result<(Vec<Arch>, RepoSettings), PublishError> {
-        let key = Key::RepoSettings(repo.clone());
-        loop {
-            let (mut settings, etag) = self.repo_settings(repo).await?;
-            let new: Vec<Arch> = arches
-                .iter()
-                .filter(|a| !settings.arches.contains(a.as_str()))
-                .cloned()
-                .collect();
-            let noarch_new = noarch.is_some_and(|r| settings.noarch.get(&r.file_name()) != Some(r));
-            if new.is_empty() && !noarch_new {
-                return Ok((new, settings));
-            }
-            settings.arches.extend(new.iter().map(|a| a.to_string()));
-            if let Some(record) = noarch {
-                settings.noarch.insert(record.file_name(), record.clone());
-            }
-            let body = serde_json::to_vec(&settings)
-                .map_err(|e| StorageError::backend("encode", &key.path(), e))?;
-            let mode = etag.map_or(PutMode::Create, PutMode::Update);
-            match self.stores.put(&key, body.into(), mode).await {
-                Ok(_) => return Ok((new, settings)),
-                Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// The arches a repository serves.
-    pub async fn arches(&self, repo: &RepoId) -> Result<Vec<Arch>, PublishError> {
-        let (settings, _) = self.repo_settings(repo).await?;
-        Ok(settings
-            .arches
-            .iter()
-            .filter_map(|a| Arch::parse(a).ok())
-            .collect())
-    }
-
-    /// Adds arches to a repository's configuration (noarch packages follow).
-    pub async fn add_arches(&self, repo: &RepoId, arches: &[Arch]) -> Result<(), PublishError> {
-        self.require_org(&repo.org).await?;
-        let (new, settings) = self.extend_settings(repo, arches, None).await?;
-        self.fill_new_arches(repo, &new, &settings).await
-    }
-
-    // ---- upload ---------------------------------------------------------
-
-    /// Checks and reads a package file without storing anything.
-    pub async fn inspect(
-        &self,
-        path: &Path,
-        display_name: &str,
-    ) -> Result<ApkPackage, PublishError> {
-        let limits = self.limits;
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            read_package(std::io::BufReader::with_capacity(64 << 10, file), &limits)
-        })
-        .await
-        .map_err(|e| StorageError::backend("read package", display_name, e))?
-        .map_err(|reason| PublishError::Package {
-            file: display_name.to_owned(),
-            reason,
-        })
-    }
-
-    /// Publishes one package: checks it, stores it in every target arch and
-    /// returns once the signed indexes list it.
-    #[tracing::instrument(skip(self, upload), fields(repo = %upload.repo, file = %upload.display_name))]
-    pub async fn upload(&self, upload: &Upload) -> Result<Vec<Published>, PublishError> {
-        self.require_org(&upload.repo.org).await?;
-        let package = self.inspect(&upload.path, &upload.display_name).await?;
-        let record = package.record.clone();
-        let file = Segment::parse("file name", &record.file_name())?;
-
-        let targets = self.targets(upload, &package).await?;
-        // Fail before writing anything when no key can sign the index.
-        keys::signing_key_for(&self.stores, &upload.repo).await?;
-
-        let mut published = Vec::new();
-        for arch in &targets {
-            let repo_arch = upload.repo.arch(arch.clone());
-            let record = record.clone().with_arch(arch.as_str());
-            let unchanged = self
-                .store_package(
-                    &repo_arch,
-                    &file,
-                    &record,
-                    Payload::File(upload.path.clone()),
-                )
-                .await?;
-            published.push(Published {
-                arch: arch.to_string(),
-                record,
-                unchanged,
-            });
-        }
-        let noarch = package.is_noarch().then_some(&package.record);
-        let (new_arches, settings) = self.extend_settings(&upload.repo, &targets, noarch).await?;
-        for arch in &targets {
-            index::reindex(&self.stores, &upload.repo.arch(arch.clone())).await?;
-        }
-        self.fill_new_arches(&upload.repo, &new_arches, &settings)
-            .await?;
-        Ok(published)
-    }
-
-    /// Where a package goes: its own arch, or for noarch the repo's arches plus those named.
-    async fn targets(
-        &self,
-        upload: &Upload,
-        package: &ApkPackage,
-    ) -> Result<Vec<Arch>, PublishError> {
-        if !package.is_noarch() {
-            let own = Arch::parse(package.arch())?;
-            for asked in upload.arch.iter().chain(&upload.extra_arches) {
-                if asked != &own {
-                    return Err(PublishError::ArchMismatch {
-                        file: upload.display_name.clone(),
-                        package: own.to_string(),
-                        target: asked.to_string(),
-                    });
-                }
-            }
-            return Ok(vec![own]);
-        }
-        let mut targets: BTreeSet<Arch> = upload
-            .arch
-            .iter()
-            .chain(&upload.extra_arches)
-            .cloned()
-            .collect();
-        // An explicit --arch on a noarch upload means "this arch"; without
-        // one, the package goes everywhere the repo serves.
-        if targets.is_empty() {
-            targets.extend(self.arches(&upload.repo).await?);
-        }
-        if targets.is_empty() {
-            return Err(PublishError::NoArchTargets {
-                file: upload.display_name.clone(),
-            });
-        }
-        Ok(targets.into_iter().collect())
-    }
-
-    /// Copies the repo's noarch packages into arches it just gained.
-    async fn fill_new_arches(
-        &self,
-        repo: &RepoId,
-        new: &[Arch],
-        settings: &RepoSettings,
-    ) -> Result<(), PublishError> {
-        if new.is_empty() || settings.noarch.is_empty() {
-            return Ok(());
-        }
-        let Some(source_arch) = settings
-            .arches
-            .iter()
-            .filter_map(|a| Arch::parse(a).ok())
-            .find(|a| !new.contains(a))
-        else {
-            return Ok(());
-        };
-        for arch in new {
-            let target = repo.arch(arch.clone());
-            for (file, record) in &settings.noarch {
-                let file = Segment::parse("file name", file)?;
-                let from = Key::Package {
-                    arch: repo.arch(source_arch.clone()),
-                    file: file.clone(),
-                };
-                let staged = self.download(&from).await?;
-                let record = record.clone().with_arch(arch.as_str());
-                self.store_package(
-                    &target,
-                    &file,
-                    &record,
-                    Payload::File(staged.path().to_owned()),
-                )
-                .await?;
-            }
-            index::reindex(&self.stores, &target).await?;
-        }
-        Ok(())
-    }
-
-    /// Streams an object to a temporary file.
-    async fn download(&self, key: &Key) -> Result<tempfile::NamedTempFile, PublishError> {
-        let path = key.path();
-        let mut got = self.stores.store(key.tree()).get(&path).await?;
-        let staged = tempfile::NamedTempFile::new()
-            .map_err(|e| StorageError::backend("download", &path, e))?;
-        let mut out = tokio::fs::File::create(staged.path())
-            .await
-            .map_err(|e| StorageError::backend("download", &path, e))?;
-        tokio::io::copy(&mut got.body, &mut out)
-            .await
-            .map_err(|e| StorageError::backend("download", &path, e))?;
-        Ok(staged)
-    }
-
-    /// Stores the package file (immutably) and records the pending index change.
-    /// Returns whether the identical package was already there.
-    async fn store_package(
-        &self,
-        arch: &RepoArch,
-        file: &Segment,
-        record: &ApkRecord,
-        payload: Payload,
-    ) -> Result<bool, PublishError> {
-        let key = Key::Package {
-            arch: arch.clone(),
-            file: file.clone(),
-        };
-        let tombstone_key = Key::Tombstone {
-            arch: arch.clone(),
-            file: file.clone(),
-        };
-        if let Some((bytes, _)) = self.stores.get_bytes_opt(&tombstone_key).await? {
-            let tombstone: Tombstone = serde_json::from_slice(&bytes)
-                .map_err(|e| StorageError::backend("decode", &tombstone_key.path(), e))?;
-            let until = tombstone.removed + self.delete_grace.as_secs();
-            if tombstone.sha256 != record.sha256 && unix_now() < until {
-                return Err(PublishError::RecentlyRemoved {
-                    file: file.to_string(),
-                    arch: arch.to_string(),
-                    until,
-                });
-            }
-        }
-        let conditional = self.stores.conditional_writes().await?;
-        let mut unchanged = false;
-        let existing = self.stores.head(&key).await?;
-        let write = match existing {
-            Some(_) => {
-                self.check_same_bytes(&key, arch, file, record).await?;
-                unchanged = true;
-                false
-            }
-            None => true,
-        };
-        if write {
-            let mode = if conditional {
-                PutMode::Create
-            } else {
-                PutMode::Overwrite
-            };
-            match self.stores.put(&key, payload, mode).await {
-                Ok(_) => {}
-                Err(StorageError::AlreadyExists { .. }) => {
-                    self.check_same_bytes(&key, arch, file, record).await?;
-                    unchanged = true;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // A re-upload after removal (same bytes) revives the name.
-        self.stores.delete(&tombstone_key).await?;
-        if unchanged
-            && index::record(&self.stores, arch, file.as_str())
-                .await?
-                .as_ref()
-                == Some(record)
-        {
-            return Ok(true);
-        }
-        index::add_pending(&self.stores, arch, Change::Add(Box::new(record.clone()))).await?;
-        Ok(unchanged)
-    }
-
-    /// Refuses a different package under an existing name (reads the stored bytes).
-    async fn check_same_bytes(
-        &self,
-        key: &Key,
-        arch: &RepoArch,
-        file: &Segment,
-        record: &ApkRecord,
-    ) -> Result<(), PublishError> {
-        let stored_sha = match index::record(&self.stores, arch, file.as_str()).await? {
-            Some(existing) => existing.sha256,
-            None => self.hash_object(key).await?,
-        };
-        if stored_sha == record.sha256 {
-            Ok(())
-        } else {
-            Err(PublishError::Conflict {
-                file: file.to_string(),
-                arch: arch.to_string(),
-            })
-        }
-    }
-
-    async fn hash_object(&self, key: &Key) -> Result<String, PublishError> {
-        let path = key.path();
-        let mut got = self.stores.store(key.tree()).get(&path).await?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = got
-                .body
-                .read(&mut buf)
-                .await
-                .map_err(|e| StorageError::backend("get", &path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hex::encode(hasher.finalize()))
-    }
-
-    // ---- list, remove ---------------------------------------------------
-
-    /// The packages of a repository (all arches, or one).
-    pub async fn list(
-        &self,
-        repo: &RepoId,
-        arch: Option<&Arch>,
-    ) -> Result<Vec<Listed>, PublishError> {
-        self.require_org(&repo.org).await?;
-        let arches = match arch {
-            Some(arch) => vec![arch.clone()],
-            None => self.arches(repo).await?,
-        };
-        let mut out = Vec::new();
-        for arch in arches {
-            let (state, _) = index::read_state(&self.stores, &repo.arch(arch.clone())).await?;
-            out.extend(state.records.into_iter().map(|(file, record)| Listed {
-                arch: arch.to_string(),
-                file,
-                record,
-            }));
-        }
-        Ok(out)
-    }
-
-    /// Removes packages matching `what` (a file name `<name>-<version>.apk`,
-    /// or a package name for all its versions) from the index at once; their
-    /// files stay downloadable for the grace period.
-    pub async fn remove(
-        &self,
-        repo: &RepoId,
-        arch: Option<&Arch>,
-        what: &str,
-    ) -> Result<Vec<Listed>, PublishError> {
-        let listed = self.list(repo, arch).await?;
-        let matching: Vec<Listed> = listed
-            .into_iter()
-            .filter(|l| l.file == what || l.record.name == what)
-            .collect();
-        if matching.is_empty() {
-            return Err(PublishError::NotFound(format!(
-                "no package `{what}` in {repo}"
-            )));
-        }
-        let mut touched = BTreeSet::new();
-        for listed in &matching {
-            let repo_arch = repo.arch(Arch::parse(&listed.arch)?);
-            let file = Segment::parse("file name", &listed.file)?;
-            let tombstone = Tombstone {
-                removed: unix_now(),
-                sha256: listed.record.sha256.clone(),
-            };
-            let body = serde_json::to_vec(&tombstone)
-                .map_err(|e| StorageError::backend("encode", &listed.file, e))?;
-            self.stores
-                .put(
-                    &Key::Tombstone {
-                        arch: repo_arch.clone(),
-                        file,
-                    },
-                    body.into(),
-                    PutMode::Overwrite,
-                )
-                .await?;
-            index::add_pending(
-                &self.stores,
-                &repo_arch,
-                Change::Remove {
-                    file: listed.file.clone(),
-                },
-            )
-            .await?;
-            touched.insert(repo_arch);
-        }
-        // A removed noarch package must not come back in arches added later.
-        self.forget_noarch(repo, &matching).await?;
-        for repo_arch in &touched {
-            index::reindex(&self.stores, repo_arch).await?;
-        }
-        Ok(matching)
-    }
-
-    async fn forget_noarch(&self, repo: &RepoId, removed: &[Listed]) -> Result<(), PublishError> {
-        let key = Key::RepoSettings(repo.clone());
-        loop {
-            let (mut settings, etag) = self.repo_settings(repo).await?;
-            let before = settings.noarch.len();
-            for listed in removed {
-                // Only when removed from every arch it was in.
-                settings.noarch.remove(&listed.file);
-            }
-            if settings.noarch.len() == before {
-                return Ok(());
-            }
-            let body = serde_json::to_vec(&settings)
-                .map_err(|e| StorageError::backend("encode", &key.path(), e))?;
-            let mode = etag.map_or(PutMode::Create, PutMode::Update);
-            match self.stores.put(&key, body.into(), mode).await {
-                Ok(_) => return Ok(()),
-                Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Deletes files of removed packages whose grace period is over, and
-    /// record chunks no longer named by their repo arch's state (after the
-    /// same grace a pending change gets); returns the deleted keys.
-    pub async fn gc(&self) -> Result<Vec<String>, PublishError> {
-        let mut deleted = Vec::new();
-        let now = unix_now();
-        let private = self
-            .stores
-            .list(Tree::Private, crate::repo::CONFIG_PREFIX)
-            .await?;
-        deleted.extend(self.gc_chunks(&private).await?);
-        for object in private {
-            let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
-                continue;
-            };
-            let (bytes, _) = match self.stores.private().get_bytes(&object.key).await {
-                Ok(found) => found,
-                Err(StorageError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(tombstone) = serde_json::from_slice::<Tombstone>(&bytes) else {
-                continue;
-            };
-            if tombstone.removed + self.delete_grace.as_secs() > now {
-                continue;
-            }
-            // Only if the name was not published again meanwhile.
-            if index::record(&self.stores, &arch, file.as_str())
-                .await?
-                .is_none()
-            {
-                let package = Key::Package { arch, file };
-                self.stores.delete(&package).await?;
-                deleted.push(package.path());
-            }
-            self.stores.private().delete(&object.key).await?;
-        }
-        Ok(deleted)
-    }
-
-    /// Deletes chunk objects that no state names any more and that are older
-    /// than [`index::PENDING_GRACE`] (a writer may have stored a chunk it has
-    /// not yet named in the state).
-    async fn gc_chunks(
-        &self,
-        private: &[crate::storage::ObjectMeta],
-    ) -> Result<Vec<String>, PublishError> {
-        let mut by_arch: BTreeMap<RepoArch, Vec<&crate::storage::ObjectMeta>> = BTreeMap::new();
-        for object in private {
-            if let Some(arch) = Key::parse_chunk(&object.key) {
-                by_arch.entry(arch).or_default().push(object);
-            }
-        }
-        let cutoff = SystemTime::now()
-            .checked_sub(self.orphan_grace)
-            .unwrap_or(UNIX_EPOCH);
-        let mut deleted = Vec::new();
-        for (arch, objects) in by_arch {
-            let live = index::live_chunk_keys(&self.stores, &arch).await?;
-            for object in objects {
-                let old = object.last_modified.is_some_and(|t| t <= cutoff);
-                if old && !live.contains(&object.key) {
-                    self.stores.private().delete(&object.key).await?;
-                    deleted.push(object.key.clone());
-                }
-            }
-        }
-        Ok(deleted)
-    }
-
-    // ---- rebuild ----------------------------------------------------------
-
-    /// Recomputes the records of `arch` from its `.apk` files and republishes
-    /// the index (disaster recovery). Removed packages (tombstoned) stay out.
-    pub async fn rebuild(&self, arch: &RepoArch) -> Result<index::Reindexed, PublishError> {
-        let prefix = Key::arch_public_prefix(arch);
-        let tombstones: BTreeSet<String> = self
-            .stores
-            .list(Tree::Private, &Key::tombstone_prefix(arch))
-            .await?
-            .iter()
-            .filter_map(|o| {
-                o.key
-                    .rsplit('/')
-                    .next()?
-                    .strip_suffix(".json")
-                    .map(str::to_owned)
-            })
-            .collect();
-        let mut records = BTreeMap::new();
-        for object in self.stores.list(Tree::Public, &prefix).await? {
-            let Some(file) = object.key.strip_prefix(&prefix) else {
-                continue;
-            };
-            if file.contains('/') || !file.ends_with(".apk") || tombstones.contains(file) {
-                continue;
-            }
-            let file = Segment::parse("file name", file)?;
-            let key = Key::Package {
-                arch: arch.clone(),
-                file: file.clone(),
-            };
-            let staged = self.download(&key).await?;
-            let package = self.inspect(staged.path(), &key.path()).await?;
-            records.insert(
-                file.to_string(),
-                package.record.with_arch(arch.arch.as_str()),
-            );
-        }
-        index::replace_records(&self.stores, arch, records).await?;
-        Ok(index::reindex(&self.stores, arch).await?)
     }
 }

@@ -18,9 +18,14 @@
 //! config/<org>/alpine/<version>/<repo>/<arch>/index.json             what the index shows
 //! config/<org>/alpine/<version>/<repo>/<arch>/pending/<id>.json      not yet merged changes
 //! config/<org>/alpine/<version>/<repo>/<arch>/deleted/<file>.json    removed, file kept a while
+//! config/<org>/alpine/<version>/<repo>/settings.d/…                  the settings root (state.json,
+//!                                                                    chunks/, pending/ as above)
 //! ```
 
 use std::fmt;
+
+mod root;
+pub use root::RootId;
 
 /// Prefix of the public tree.
 pub const STATIC_PREFIX: &str = "static/";
@@ -325,7 +330,7 @@ impl RepoId {
         }
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         format!(
             "{}/{}/{}/{}",
             self.org, self.distro, self.version, self.repo
@@ -349,7 +354,7 @@ pub struct RepoArch {
 }
 
 impl RepoArch {
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         format!("{}/{}", self.repo.path(), self.arch)
     }
 }
@@ -474,8 +479,8 @@ pub enum Key {
     Org(Org),
     /// A repository's settings (configured arches).
     RepoSettings(RepoId),
-    /// The index records of one repo arch.
-    IndexState(RepoArch),
+    /// The manifest of one root's records (`state.json`).
+    IndexState(RootId),
     /// A package removed from the index whose file is kept for a grace period.
     Tombstone {
         /// Where.
@@ -483,26 +488,27 @@ pub enum Key {
         /// The package file name.
         file: Segment,
     },
-    /// What the published index of one repo arch was rendered from.
-    IndexMarker(RepoArch),
-    /// One chunk of a repo arch's records (immutable, named by content).
+    /// What the published files of one root were rendered from (the marker).
+    IndexMarker(RootId),
+    /// One chunk of a root's records (immutable, named by content).
     Chunk {
         /// Where.
-        arch: RepoArch,
+        root: RootId,
         /// `<chunk number>-<content id>`.
         name: Segment,
     },
-    /// The compressed `APKINDEX` segment of one chunk.
+    /// The cached rendered part of one chunk, as stores written before the
+    /// part moved into the chunk object hold it (apk: a deflate segment).
     ChunkSegment {
         /// Where.
-        arch: RepoArch,
+        root: RootId,
         /// `<chunk number>-<content id>`.
         name: Segment,
     },
-    /// A not-yet-merged change to one repo arch.
+    /// A not-yet-merged change to one root.
     Pending {
         /// Where.
-        arch: RepoArch,
+        root: RootId,
         /// Its id (sortable by time).
         id: Segment,
     },
@@ -530,16 +536,16 @@ impl Key {
                 format!("{CONFIG_PREFIX}{}/deleted/{file}.json", arch.path())
             }
             Key::RepoSettings(repo) => format!("{CONFIG_PREFIX}{}/repo.json", repo.path()),
-            Key::IndexState(arch) => format!("{CONFIG_PREFIX}{}/state.json", arch.path()),
-            Key::IndexMarker(arch) => format!("{CONFIG_PREFIX}{}/index.json", arch.path()),
-            Key::Chunk { arch, name } => {
-                format!("{CONFIG_PREFIX}{}/chunks/{name}.json", arch.path())
+            Key::IndexState(root) => format!("{CONFIG_PREFIX}{}/state.json", root.path()),
+            Key::IndexMarker(root) => format!("{CONFIG_PREFIX}{}/index.json", root.path()),
+            Key::Chunk { root, name } => {
+                format!("{CONFIG_PREFIX}{}/chunks/{name}.json", root.path())
             }
-            Key::ChunkSegment { arch, name } => {
-                format!("{CONFIG_PREFIX}{}/chunks/{name}.deflate", arch.path())
+            Key::ChunkSegment { root, name } => {
+                format!("{CONFIG_PREFIX}{}/chunks/{name}.deflate", root.path())
             }
-            Key::Pending { arch, id } => {
-                format!("{CONFIG_PREFIX}{}/pending/{id}.json", arch.path())
+            Key::Pending { root, id } => {
+                format!("{CONFIG_PREFIX}{}/pending/{id}.json", root.path())
             }
             Key::Token { level, hash } => {
                 format!("{}{hash}.json", Key::tokens_prefix(level.as_ref()))
@@ -555,9 +561,9 @@ impl Key {
         }
     }
 
-    /// The prefix under which [`Key::Pending`] objects of `arch` live.
-    pub fn pending_prefix(arch: &RepoArch) -> String {
-        format!("{CONFIG_PREFIX}{}/pending/", arch.path())
+    /// The prefix under which [`Key::Pending`] objects of `root` live.
+    pub fn pending_prefix(root: &RootId) -> String {
+        format!("{CONFIG_PREFIX}{}/pending/", root.path())
     }
 
     /// The tokens folder of a level (`None`: the server-wide admin level).
@@ -569,29 +575,24 @@ impl Key {
         }
     }
 
-    /// The repo arch of a [`Key::Chunk`] or [`Key::ChunkSegment`] path, if `path` is one.
-    pub fn parse_chunk(path: &str) -> Option<RepoArch> {
+    /// The root of a [`Key::Chunk`] or [`Key::ChunkSegment`] path, if `path` is one.
+    pub fn parse_chunk(path: &str) -> Option<RootId> {
         let rest = path.strip_prefix(CONFIG_PREFIX)?;
-        let (arch_path, name) = rest.split_once("/chunks/")?;
-        let parts: Vec<&str> = arch_path.split('/').collect();
-        let [org, distro, version, repo, arch] = parts.as_slice() else {
-            return None;
-        };
-        let repo = RepoId::parse(org, distro, version, repo).ok()?;
-        let arch = repo.arch(Arch::parse(arch).ok()?);
+        let (root_path, name) = rest.split_once("/chunks/")?;
+        let root = RootId::parse_path(root_path)?;
         let stem = name
             .strip_suffix(".json")
             .or_else(|| name.strip_suffix(".deflate"))?;
         let name = Segment::parse("chunk", stem).ok()?;
         let key = Key::Chunk {
-            arch: arch.clone(),
+            root: root.clone(),
             name: name.clone(),
         };
         let segment = Key::ChunkSegment {
-            arch: arch.clone(),
+            root: root.clone(),
             name,
         };
-        (key.path() == path || segment.path() == path).then_some(arch)
+        (key.path() == path || segment.path() == path).then_some(root)
     }
 
     /// The repo arch and file name of a [`Key::Tombstone`] path, if `path` is one.
@@ -716,7 +717,7 @@ mod tests {
             "static/acme/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"
         );
         assert_eq!(
-            Key::IndexState(arch).path(),
+            Key::IndexState(arch.into()).path(),
             "config/acme/alpine/v3.20/main/x86_64/state.json"
         );
         let scope = Scope::new(
@@ -843,22 +844,23 @@ mod tests {
             Key::PrivateKey(scope.clone()),
             Key::Org(org),
             Key::RepoSettings(repo.clone()),
-            Key::IndexState(arch.clone()),
+            Key::IndexState(RootId::Arch(arch.clone())),
+            Key::IndexState(RootId::Settings(repo.clone())),
             Key::Tombstone {
                 arch: arch.clone(),
                 file,
             },
-            Key::IndexMarker(arch.clone()),
+            Key::IndexMarker(RootId::Arch(arch.clone())),
             Key::Chunk {
-                arch: arch.clone(),
+                root: RootId::Arch(arch.clone()),
                 name: short.clone(),
             },
             Key::ChunkSegment {
-                arch: arch.clone(),
+                root: RootId::Arch(arch.clone()),
                 name: short.clone(),
             },
             Key::Pending {
-                arch,
+                root: RootId::Arch(arch),
                 id: short.clone(),
             },
             Key::Token {

@@ -10,6 +10,7 @@
 //! the first two tars are "cut" (no end-of-archive blocks). Reference:
 //! `/work/shared/reference/formats.md` section 1 and `apk-client.md`.
 
+pub mod alpine;
 pub mod builder;
 pub mod index;
 pub mod limits;
@@ -21,6 +22,7 @@ pub mod segmented;
 mod stream;
 mod ustar;
 
+pub use alpine::Alpine;
 pub use limits::LimitError;
 pub use names::{MAX_FILE_NAME, is_valid_arch, is_valid_pkgname, is_valid_version};
 pub use read::read_package;

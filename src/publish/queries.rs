@@ -8,11 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{PublishError, Publisher, RepoSettings};
+use super::{PublishError, Publisher};
 use crate::index::{self, IndexProblem, Reindexed};
 use crate::keys::{self, GeneratedKey};
 use crate::repo::{Key, Org, RepoArch, RepoId, STATIC_PREFIX, Scope, Tree};
-use crate::storage::{PutMode, StorageError};
 
 /// Name of a repository's settings object inside its private folder.
 const REPO_SETTINGS_FILE: &str = "repo.json";
@@ -64,18 +63,9 @@ impl Publisher {
     /// was created. (Uploads create a repo's settings on their own; this is
     /// the explicit create of the API.)
     pub async fn ensure_repo(&self, repo: &RepoId) -> Result<bool, PublishError> {
-        self.get_org(&repo.org).await?;
-        if self.repo_settings(repo).await?.1.is_some() {
-            return Ok(false);
-        }
-        let key = Key::RepoSettings(repo.clone());
-        let body = serde_json::to_vec(&RepoSettings::default())
-            .map_err(|e| StorageError::backend("encode", &key.path(), e))?;
-        match self.stores().put(&key, body.into(), PutMode::Create).await {
-            Ok(_) => Ok(true),
-            Err(StorageError::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        // Through the settings protocol, so it never overwrites settings a
+        // concurrent upload is writing on a store without conditional writes.
+        self.create_repo(repo).await
     }
 
     /// Answers once both stores answer a read.

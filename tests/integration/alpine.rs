@@ -722,8 +722,10 @@ async fn reindex_with_nothing_new_writes_nothing(ctx: Ctx) {
     assert_eq!(t.index_bytes("x86_64").await, index);
 }
 
-/// `gc` deletes record chunks no state names any more, never a live one, and
-/// the index renders the same from what is left.
+/// Publishers delete the record chunks they supersede themselves (at once
+/// with conditional writes; after the grace period without), so `gc` only
+/// finds chunks a crashed writer left: it deletes those, never a live one,
+/// and the index renders the same from what is left.
 async fn gc_deletes_only_orphaned_chunks(ctx: Ctx) {
     let t = setup_repo(ctx.shared().await).await;
     t.publish_fixtures().await;
@@ -742,16 +744,38 @@ async fn gc_deletes_only_orphaned_chunks(ctx: Ctx) {
                 .collect::<std::collections::BTreeSet<_>>()
         }
     };
-    let before_remove = chunks(&t).await;
     t.publisher
         .remove(&t.repo, None, "package-y")
         .await
         .expect("remove");
+    let arch = t.repo.arch(Arch::parse("x86_64").unwrap());
+    let live = packages::index::live_chunk_keys(&t.stores, &arch)
+        .await
+        .unwrap();
     let after_remove = chunks(&t).await;
     assert!(
-        after_remove.len() >= before_remove.len(),
-        "old chunks stay until gc"
+        live.iter()
+            .filter(|k| k.ends_with(".json"))
+            .all(|k| after_remove.contains(k))
     );
+    if t.stores.conditional_writes().await.unwrap() {
+        assert!(
+            after_remove.iter().all(|k| live.contains(k)),
+            "superseded chunks are deleted by the publisher: {after_remove:?} vs live {live:?}"
+        );
+    }
+    // A crashed writer's chunk, never named by a manifest.
+    let orphan = format!("{prefix}07-00000000deadbeef.json");
+    t.stores
+        .private()
+        .put(
+            &orphan,
+            b"{}".to_vec().into(),
+            &packages::storage::PutOptions::default(),
+            packages::storage::PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
     let index = t.index_bytes("x86_64").await.unwrap();
 
     // With the default grace nothing this fresh is deleted.
@@ -761,7 +785,7 @@ async fn gc_deletes_only_orphaned_chunks(ctx: Ctx) {
         "{deleted:?}"
     );
 
-    // With no grace, exactly the chunks the state no longer names go.
+    // With no grace, exactly the chunks no manifest names go.
     let publisher = t
         .publisher
         .clone()
@@ -771,14 +795,11 @@ async fn gc_deletes_only_orphaned_chunks(ctx: Ctx) {
         .into_iter()
         .filter(|k| k.contains("/chunks/"))
         .collect();
-    assert!(
-        !deleted_chunks.is_empty(),
-        "the chunk that held package-y is orphaned"
-    );
+    assert!(deleted_chunks.contains(&orphan), "{deleted_chunks:?}");
+    assert!(deleted_chunks.iter().all(|k| !live.contains(k)));
     let left = chunks(&t).await;
     assert!(deleted_chunks.iter().all(|k| !left.contains(k)));
     // Every chunk left is live: a repair renders the same index from them.
-    let arch = t.repo.arch(Arch::parse("x86_64").unwrap());
     packages::index::repair(&t.stores, &arch)
         .await
         .expect("repair");
@@ -792,4 +813,40 @@ async fn gc_deletes_only_orphaned_chunks(ctx: Ctx) {
     );
 }
 
+/// Many single uploads with no `gc` leave the private tree of an arch at
+/// most 3 times the size of its live records (issue 7): publishers delete
+/// what they supersede.
+async fn private_tree_stays_small_without_gc(ctx: Ctx) {
+    let t = setup_repo(ctx.shared().await).await;
+    let dir = ctx.temp_dir();
+    for i in 0..150 {
+        let name = format!("pkg{i:03}");
+        let apk = ApkBuilder::new(&name, "1.0-r0", "x86_64")
+            .file(&format!("usr/share/{name}"), b"x")
+            .build();
+        t.upload(&write_file(&dir, &format!("{name}-1.0-r0.apk"), &apk), None)
+            .await
+            .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+    }
+    let arch = t.repo.arch(Arch::parse("x86_64").unwrap());
+    let live = packages::index::live_chunk_keys(&t.stores, &arch)
+        .await
+        .unwrap();
+    let prefix = format!("config/{ORG}/alpine/{VERSION}/{REPO}/x86_64/");
+    let mut live_bytes = 0;
+    let mut total = 0;
+    for object in t.stores.private().list(&prefix).await.unwrap() {
+        total += object.size;
+        if live.contains(&object.key) {
+            live_bytes += object.size;
+        }
+    }
+    assert!(live_bytes > 0);
+    assert!(
+        total <= 3 * live_bytes,
+        "private tree {total} bytes for {live_bytes} bytes of live records"
+    );
+}
+
+backend_tests!([local, moto] private_tree_stays_small_without_gc);
 all_backends!(gc_deletes_only_orphaned_chunks);

@@ -589,7 +589,7 @@ async fn private_view(stores: &Stores) -> (String, String) {
     let arch = test_arch();
     let marker = match stores
         .private()
-        .get_bytes_opt(&packages::repo::Key::IndexMarker(arch.clone()).path())
+        .get_bytes_opt(&packages::repo::Key::IndexMarker(arch.clone().into()).path())
         .await
     {
         Ok(Some((bytes, _))) => format!("index.json {}", String::from_utf8_lossy(&bytes)),
@@ -609,7 +609,7 @@ async fn private_view(stores: &Stores) -> (String, String) {
 
 /// The `generation` of the stored `state.json`, read raw (`None` when absent).
 async fn state_generation(stores: &Stores) -> Result<Option<u64>, String> {
-    let key = packages::repo::Key::IndexState(test_arch()).path();
+    let key = packages::repo::Key::IndexState(test_arch().into()).path();
     match stores.private().get_bytes_opt(&key).await {
         Ok(None) => Ok(None),
         Ok(Some((bytes, _))) => serde_json::from_slice::<serde_json::Value>(&bytes)

@@ -1,0 +1,250 @@
+//! Publishing a root's files under the claim/marker protocol.
+//!
+//! The marker (`index.json`) says what the published root file shows: the
+//! manifest's generation and digest, the file's ETag, and where each chunk's
+//! part sits in it. A writer first *claims* the marker for its generation
+//! (`complete: false`, with the root file ETag it saw), writes auxiliary
+//! files, then replaces the root file only if it still has that ETag, then
+//! completes the marker. With conditional writes every step is conditional,
+//! so an older generation never replaces a newer root file.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::IndexError;
+use super::chunks::{Manifest, load_part};
+use crate::formats::{Format, Part};
+use crate::keys;
+use crate::repo::{Key, RootId};
+use crate::signing::SigningKey;
+use crate::storage::{ObjectMeta, PutMode, StorageError};
+use crate::stores::Stores;
+
+/// Where one chunk's part sits in the published root file's body, so the
+/// next publish copies it instead of fetching it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PartSpan {
+    chunk: u32,
+    id: String,
+    offset: u64,
+    len: u64,
+}
+
+/// What the published root file shows, kept beside the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Marker {
+    generation: u64,
+    state_digest: String,
+    index_etag: String,
+    #[serde(default)]
+    complete: bool,
+    /// The layout of the file `index_etag` names (complete markers only).
+    #[serde(default)]
+    layout: Vec<PartSpan>,
+}
+
+/// What [`publish_root`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Publication {
+    /// This call wrote the root file.
+    Wrote,
+    /// The root file already shows this state (or, with conditional writes, a newer one).
+    Current,
+    /// Another writer is ahead or raced us: re-read the state and try again.
+    Retry,
+}
+
+fn mode_for(etag: Option<String>, conditional: bool) -> PutMode {
+    match (etag, conditional) {
+        (_, false) => PutMode::Overwrite,
+        (Some(etag), true) => PutMode::Update(etag),
+        (None, true) => PutMode::Create,
+    }
+}
+
+async fn put_marker(
+    stores: &Stores,
+    root: &RootId,
+    marker: &Marker,
+    etag: Option<String>,
+    conditional: bool,
+) -> Result<ObjectMeta, StorageError> {
+    let body = serde_json::to_vec(marker)
+        .map_err(|e| StorageError::backend("encode", "index marker", e))?;
+    stores
+        .put(
+            &Key::IndexMarker(root.clone()),
+            body.into(),
+            mode_for(etag, conditional),
+        )
+        .await
+}
+
+/// Forgets what the published root file shows, so the next publish rewrites it.
+pub(super) async fn forget(stores: &Stores, root: &RootId) -> Result<(), IndexError> {
+    stores.delete(&Key::IndexMarker(root.clone())).await?;
+    Ok(())
+}
+
+/// Publishes the root files for `manifest` unless they already show it.
+/// Parts of chunks this round changed come from `fresh`, unchanged ones from
+/// the published file (when the marker describes it) or their records.
+/// `key` is the signing key, loaded here once per publish if not given.
+pub(super) async fn publish_root<F: Format>(
+    stores: &Stores,
+    format: &F,
+    root: &RootId,
+    manifest: &Manifest<F::PartMeta>,
+    conditional: bool,
+    fresh: &BTreeMap<u32, Part<F::PartMeta>>,
+    key: &mut Option<SigningKey>,
+) -> Result<Publication, IndexError> {
+    use futures::{StreamExt, TryStreamExt};
+    let marker_key = Key::IndexMarker(root.clone());
+    let root_key = format.root_file(root);
+    let (marker, marker_etag) = match stores.get_bytes_opt(&marker_key).await? {
+        Some((bytes, meta)) => (
+            serde_json::from_slice::<Marker>(&bytes).unwrap_or_default(),
+            Some(meta.etag),
+        ),
+        None => (Marker::default(), None),
+    };
+    let digest = manifest.digest();
+    let newer = conditional && marker.generation > manifest.generation;
+    if marker.complete && (marker.state_digest == digest || newer) {
+        // Probably current: a HEAD tells.
+        let current = stores.head(&root_key).await?;
+        if current.is_some_and(|c| c.etag == marker.index_etag) {
+            return Ok(Publication::Current);
+        }
+    }
+    if newer {
+        // A newer state is being published (or its writer died): re-read it.
+        return Ok(Publication::Retry);
+    }
+    // One GET gives both the ETag to replace and the parts to copy.
+    let current = stores.get_bytes_opt(&root_key).await?;
+    let shown = marker.complete
+        && current
+            .as_ref()
+            .is_some_and(|(_, meta)| meta.etag == marker.index_etag);
+    let base_etag = current.as_ref().map(|(_, meta)| meta.etag.clone());
+    let claim = Marker {
+        generation: manifest.generation,
+        state_digest: digest.clone(),
+        index_etag: base_etag.clone().unwrap_or_default(),
+        complete: false,
+        layout: Vec::new(),
+    };
+    let claimed = match put_marker(stores, root, &claim, marker_etag, conditional).await {
+        Ok(meta) => meta,
+        Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
+            return Ok(Publication::Retry);
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    // The one signing-key look-up of the publish.
+    if key.is_none() && format.signed() {
+        *key = Some(keys::signing_key_for(stores, root.repo()).await?);
+    }
+    let key = key.clone();
+    let previous = match &current {
+        Some((bytes, _)) if shown && !marker.layout.is_empty() => format.reusable_body(bytes),
+        _ => None,
+    };
+    drop(current);
+    let copied = |k: u32, id: &str, meta: &F::PartMeta| -> Option<Part<F::PartMeta>> {
+        let body = previous.as_ref()?;
+        let span = marker.layout.iter().find(|s| s.chunk == k && s.id == id)?;
+        let start = usize::try_from(span.offset).ok()?;
+        let end = start.checked_add(usize::try_from(span.len).ok()?)?;
+        Some(Part {
+            bytes: body.get(start..end)?.to_vec(),
+            meta: meta.clone(),
+        })
+    };
+    let mut parts: Vec<Option<Part<F::PartMeta>>> = manifest
+        .chunks
+        .iter()
+        .map(|(k, r)| fresh.get(k).cloned().or_else(|| copied(*k, &r.id, &r.part)))
+        .collect();
+    let missing: Vec<usize> = (0..parts.len()).filter(|i| parts[*i].is_none()).collect();
+    let chunks: Vec<_> = manifest.chunks.iter().collect();
+    let loaded: Vec<(usize, Option<Part<F::PartMeta>>)> = futures::stream::iter(missing)
+        .map(|i| {
+            let (k, reference) = chunks[i];
+            async move {
+                Ok::<_, IndexError>((i, load_part(stores, format, root, *k, reference).await?))
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    for (i, part) in loaded {
+        match part {
+            Some(part) => parts[i] = Some(part),
+            // A newer manifest replaced the chunk: publish that one instead.
+            None => return Ok(Publication::Retry),
+        }
+    }
+    let parts: Vec<Part<F::PartMeta>> = parts.into_iter().flatten().collect();
+    let ids: Vec<(u32, String)> = manifest
+        .chunks
+        .iter()
+        .map(|(k, r)| (*k, r.id.clone()))
+        .collect();
+    let (format_, root_) = (format.clone(), root.clone());
+    let (rendered, bytes, layout) = tokio::task::spawn_blocking(move || {
+        let (format, root) = (format_, root_);
+        let rendered = format.render_root(&root, &parts);
+        let layout: Vec<PartSpan> = ids
+            .into_iter()
+            .zip(rendered.spans.iter())
+            .map(|((chunk, id), (offset, len))| PartSpan {
+                chunk,
+                id,
+                offset: *offset,
+                len: *len,
+            })
+            .collect();
+        let body = rendered.body.clone();
+        let bytes = match &key {
+            Some(key) => format.sign(body, key),
+            None => body,
+        };
+        (rendered, bytes, layout)
+    })
+    .await
+    .map_err(|e| StorageError::backend("render", &root_key.path(), e))?;
+    // Auxiliary files first: the root file is the commit point.
+    for (aux, body) in rendered.files {
+        stores.put(&aux, body.into(), PutMode::Overwrite).await?;
+    }
+    let written = match stores
+        .put(&root_key, bytes.into(), mode_for(base_etag, conditional))
+        .await
+    {
+        Ok(meta) => meta,
+        Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
+            return Ok(Publication::Retry);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let done = Marker {
+        generation: manifest.generation,
+        state_digest: digest,
+        index_etag: written.etag,
+        complete: true,
+        layout,
+    };
+    match put_marker(stores, root, &done, Some(claimed.etag), conditional).await {
+        Ok(_) => Ok(Publication::Wrote),
+        // A newer writer claimed the marker meanwhile; it will publish.
+        Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
+            Ok(Publication::Retry)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

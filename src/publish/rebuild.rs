@@ -1,0 +1,46 @@
+//! Disaster recovery: recompute an arch's records from its package files.
+
+use super::*;
+
+impl Publisher {
+    /// Recomputes the records of `arch` from its `.apk` files and republishes
+    /// the index (disaster recovery). Removed packages (tombstoned) stay out.
+    pub async fn rebuild(&self, arch: &RepoArch) -> Result<index::Reindexed, PublishError> {
+        let prefix = Key::arch_public_prefix(arch);
+        let tombstones: BTreeSet<String> = self
+            .stores
+            .list(Tree::Private, &Key::tombstone_prefix(arch))
+            .await?
+            .iter()
+            .filter_map(|o| {
+                o.key
+                    .rsplit('/')
+                    .next()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect();
+        let mut records = BTreeMap::new();
+        for object in self.stores.list(Tree::Public, &prefix).await? {
+            let Some(file) = object.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if file.contains('/') || !file.ends_with(".apk") || tombstones.contains(file) {
+                continue;
+            }
+            let file = Segment::parse("file name", file)?;
+            let key = Key::Package {
+                arch: arch.clone(),
+                file: file.clone(),
+            };
+            let staged = self.download(&key).await?;
+            let package = self.inspect(staged.path(), &key.path()).await?;
+            records.insert(
+                file.to_string(),
+                package.record.with_arch(arch.arch.as_str()),
+            );
+        }
+        index::replace_records(&self.stores, arch, records).await?;
+        Ok(index::reindex(&self.stores, arch).await?)
+    }
+}
