@@ -244,13 +244,18 @@ async fn local_temp_files_are_cleaned_up(ctx: Ctx) {
         PutMode::Overwrite,
     );
     let _ = tokio::time::timeout(std::time::Duration::from_millis(1), put).await;
-    // The blocking write may still finish in the background; either way no
-    // temporary file may stay once it has.
+    // The blocking write may still finish in the background (or start late,
+    // on a loaded machine); either way no temporary file may stay once it
+    // has. Done when the object is there, or nothing happened for 2 s.
     let root = s.local_root().unwrap().join(".packages-tmp");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut quiet_since = std::time::Instant::now();
     loop {
         let left = std::fs::read_dir(&root).unwrap().count();
-        if left == 0 {
+        let written = s.head("abandoned").await.unwrap().is_some();
+        if left != 0 {
+            quiet_since = std::time::Instant::now();
+        } else if written || quiet_since.elapsed() > std::time::Duration::from_secs(2) {
             break;
         }
         assert!(
