@@ -37,7 +37,7 @@ resource "aws_s3_bucket_policy" "public" {
   bucket = aws_s3_bucket.public.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         # The only read grant: this distribution, the public tree.
         Sid       = "CloudFrontReadsPublicTree"
@@ -48,16 +48,16 @@ resource "aws_s3_bucket_policy" "public" {
         Condition = {
           StringEquals = { "AWS:SourceArn" = aws_cloudfront_distribution.cdn.arn }
         }
-      },
-      {
+      }],
+      var.require_tls ? [{
         Sid       = "DenyPlainHttp"
         Effect    = "Deny"
         Principal = "*"
         Action    = "s3:*"
         Resource  = [aws_s3_bucket.public.arn, "${aws_s3_bucket.public.arn}/*"]
         Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-    ]
+      }] : [],
+    )
   })
   # A bucket policy granting a service principal is not "public", but apply it after the block
   # so no window exists where a mistake could make the bucket public.
@@ -102,7 +102,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "config" {
 }
 
 resource "aws_s3_bucket_policy" "config" {
-  count  = var.separate_config_bucket ? 1 : 0
+  count  = var.separate_config_bucket && var.require_tls ? 1 : 0
   bucket = aws_s3_bucket.config[0].id
   policy = jsonencode({
     Version = "2012-10-17"
@@ -132,12 +132,14 @@ resource "aws_s3_bucket_versioning" "config" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "config" {
-  count  = var.config_versioning ? 1 : 0
+  count  = var.config_versioning && var.config_noncurrent_days != null ? 1 : 0
   bucket = var.separate_config_bucket ? aws_s3_bucket.config[0].id : aws_s3_bucket.public.id
   rule {
     id     = "expire-old-versions"
     status = "Enabled"
-    filter {}
+    filter {
+      prefix = ""
+    }
     noncurrent_version_expiration {
       noncurrent_days = var.config_noncurrent_days
     }

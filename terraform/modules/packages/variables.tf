@@ -21,13 +21,13 @@ variable "config_versioning" {
 }
 
 variable "config_noncurrent_days" {
-  description = "Days an overwritten version in the private store is kept (every publish overwrites the index state)."
+  description = "Days an overwritten version in the private store is kept (every publish overwrites the index state); null: forever (no lifecycle rule)."
   type        = number
   default     = 30
 
   validation {
-    condition     = var.config_noncurrent_days >= 1
-    error_message = "config_noncurrent_days must be at least 1."
+    condition     = var.config_noncurrent_days == null || try(var.config_noncurrent_days >= 1, false)
+    error_message = "config_noncurrent_days must be at least 1, or null."
   }
 }
 
@@ -108,4 +108,10 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "require_tls" {
+  description = "Deny every request to the buckets that does not use TLS (turn off only for emulators on plain HTTP)."
+  type        = bool
+  default     = true
 }

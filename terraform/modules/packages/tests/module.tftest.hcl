@@ -107,6 +107,10 @@ run "private_store_is_unreachable" {
     error_message = "the private store must be versioned"
   }
   assert {
+    condition     = aws_s3_bucket_lifecycle_configuration.config[0].bucket == "pkgs-test-config" && one(one(aws_s3_bucket_lifecycle_configuration.config[0].rule).noncurrent_version_expiration).noncurrent_days == 30
+    error_message = "old versions in the private store expire after 30 days"
+  }
+  assert {
     condition     = output.serve_flags == "--storage s3://pkgs-test-repo --config-storage s3://pkgs-test-config --public-url https://dmock.cloudfront.net"
     error_message = "serve_flags: ${output.serve_flags}"
   }
