@@ -27,6 +27,9 @@ pub const INDEX_MAX_AGE: u64 = 60;
 /// Seconds a public key or `.repo` file may be cached.
 pub const MEDIUM_MAX_AGE: u64 = 3_600;
 
+// Checked when compiling: the lifetimes grow from indexes to keys to packages.
+const _: () = assert!(INDEX_MAX_AGE < MEDIUM_MAX_AGE && MEDIUM_MAX_AGE < IMMUTABLE_MAX_AGE);
+
 /// What a public object is, as far as caching goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
@@ -203,7 +206,6 @@ mod tests {
             let immutable = kind.cache_control().contains("immutable");
             assert_eq!(immutable, kind.cache_class() == CacheClass::Immutable);
         }
-        assert!(INDEX_MAX_AGE < MEDIUM_MAX_AGE && MEDIUM_MAX_AGE < IMMUTABLE_MAX_AGE);
     }
 
     #[test]
