@@ -57,10 +57,10 @@ module "packages" {
   require_tls            = false # moto serves plain HTTP
   # Versioning off on moto: destroying a versioned bucket holding delete markers (which the
   # CLI's publish leaves) hangs moto 5.2.5 (HTTP 500, the provider retries for 10+ minutes;
-  seen in this project's terraform probe). Versioning and its lifecycle rule are covered
+  # seen in this project's terraform probe). Versioning and its lifecycle rule are covered
   # by the mocked tests in ../modules/packages/tests/ instead.
-  config_versioning = false
-  wait_for_deployment    = false
+  config_versioning   = false
+  wait_for_deployment = false
   existing_cache_policy_ids = {
     immutable = "658327ea-f89d-4fab-a63d-7e88639e58f6"
     index     = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
