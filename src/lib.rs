@@ -28,6 +28,7 @@
 
 pub mod api;
 pub mod apkbuild;
+pub mod cache_rules;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -10,6 +10,7 @@ mod support;
 mod alpine;
 mod api;
 mod bad_input;
+mod cdn;
 mod cli;
 mod concurrency;
 mod crash;
