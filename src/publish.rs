@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -18,6 +19,11 @@ use crate::keys::{self, KeyError};
 use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, Segment, Tree};
 use crate::storage::{Payload, PutMode, StorageError};
 use crate::stores::Stores;
+
+mod batch;
+pub mod commit;
+
+pub use batch::Expect;
 
 /// Default time a removed package's file stays downloadable.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -189,6 +195,8 @@ pub struct Publisher {
     limits: ApkLimits,
     delete_grace: Duration,
     orphan_grace: Duration,
+    /// Publish rounds shared by this publisher's concurrent writers (and its clones').
+    commits: std::sync::Arc<commit::CommitGate<RepoArch, index::Reindexed>>,
 }
 
 fn unix_now() -> u64 {
@@ -206,6 +214,7 @@ impl Publisher {
             limits: ApkLimits::default(),
             delete_grace: DEFAULT_DELETE_GRACE,
             orphan_grace: index::PENDING_GRACE,
+            commits: Default::default(),
         }
     }
 
@@ -436,8 +445,10 @@ impl Publisher {
         }
         let noarch = package.is_noarch().then_some(&package.record);
         let (new_arches, settings) = self.extend_settings(&upload.repo, &targets, noarch).await?;
-        for arch in &targets {
-            index::reindex(&self.stores, &upload.repo.arch(arch.clone())).await?;
+        for done in &published {
+            let arch = upload.repo.arch(Arch::parse(&done.arch)?);
+            self.publish_root(&arch, &[Expect::Added(&done.record)])
+                .await?;
         }
         self.fill_new_arches(&upload.repo, &new_arches, &settings)
             .await?;
@@ -518,7 +529,7 @@ impl Publisher {
                 )
                 .await?;
             }
-            index::reindex(&self.stores, &target).await?;
+            self.publish_root(&target, &[]).await?;
         }
         Ok(())
     }
@@ -725,7 +736,12 @@ impl Publisher {
         // A removed noarch package must not come back in arches added later.
         self.forget_noarch(repo, &matching).await?;
         for repo_arch in &touched {
-            index::reindex(&self.stores, repo_arch).await?;
+            let expect: Vec<Expect<'_>> = matching
+                .iter()
+                .filter(|l| repo_arch.arch.as_str() == l.arch)
+                .map(|l| Expect::Removed(&l.file))
+                .collect();
+            self.publish_root(repo_arch, &expect).await?;
         }
         Ok(matching)
     }
@@ -844,7 +860,7 @@ impl Publisher {
                     .map(str::to_owned)
             })
             .collect();
-        let mut records = BTreeMap::new();
+        let mut files = Vec::new();
         for object in self.stores.list(Tree::Public, &prefix).await? {
             let Some(file) = object.key.strip_prefix(&prefix) else {
                 continue;
@@ -852,19 +868,26 @@ impl Publisher {
             if file.contains('/') || !file.ends_with(".apk") || tombstones.contains(file) {
                 continue;
             }
-            let file = Segment::parse("file name", file)?;
-            let key = Key::Package {
-                arch: arch.clone(),
-                file: file.clone(),
-            };
-            let staged = self.download(&key).await?;
-            let package = self.inspect(staged.path(), &key.path()).await?;
-            records.insert(
-                file.to_string(),
-                package.record.with_arch(arch.arch.as_str()),
-            );
+            files.push(Segment::parse("file name", file)?);
         }
+        // Every package is read and checked again, several at once.
+        let records: BTreeMap<String, ApkRecord> = futures::stream::iter(files)
+            .map(|file| async move {
+                let key = Key::Package {
+                    arch: arch.clone(),
+                    file: file.clone(),
+                };
+                let staged = self.download(&key).await?;
+                let package = self.inspect(staged.path(), &key.path()).await?;
+                Ok::<_, PublishError>((
+                    file.to_string(),
+                    package.record.with_arch(arch.arch.as_str()),
+                ))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
         index::replace_records(&self.stores, arch, records).await?;
-        Ok(index::reindex(&self.stores, arch).await?)
+        self.publish_root(arch, &[]).await
     }
 }

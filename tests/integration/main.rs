@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod doctor;
+mod group_commit;
 mod serve;
 mod storage;
 mod tokens;
