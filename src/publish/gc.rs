@@ -1,0 +1,75 @@
+//! Garbage collection: expired removed files and unreferenced record chunks.
+
+use super::*;
+
+impl Publisher {
+    /// Deletes files of removed packages whose grace period is over, and
+    /// record chunks no longer named by their repo arch's state (after the
+    /// same grace a pending change gets); returns the deleted keys.
+    pub async fn gc(&self) -> Result<Vec<String>, PublishError> {
+        let mut deleted = Vec::new();
+        let now = unix_now();
+        let private = self
+            .stores
+            .list(Tree::Private, crate::repo::CONFIG_PREFIX)
+            .await?;
+        deleted.extend(self.gc_chunks(&private).await?);
+        for object in private {
+            let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
+                continue;
+            };
+            let (bytes, _) = match self.stores.private().get_bytes(&object.key).await {
+                Ok(found) => found,
+                Err(StorageError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(tombstone) = serde_json::from_slice::<Tombstone>(&bytes) else {
+                continue;
+            };
+            if tombstone.removed + self.delete_grace.as_secs() > now {
+                continue;
+            }
+            // Only if the name was not published again meanwhile.
+            if index::record(&self.stores, &arch, file.as_str())
+                .await?
+                .is_none()
+            {
+                let package = Key::Package { arch, file };
+                self.stores.delete(&package).await?;
+                deleted.push(package.path());
+            }
+            self.stores.private().delete(&object.key).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes chunk objects that no state names any more and that are older
+    /// than [`index::PENDING_GRACE`] (a writer may have stored a chunk it has
+    /// not yet named in the state).
+    pub(super) async fn gc_chunks(
+        &self,
+        private: &[crate::storage::ObjectMeta],
+    ) -> Result<Vec<String>, PublishError> {
+        let mut by_arch: BTreeMap<RepoArch, Vec<&crate::storage::ObjectMeta>> = BTreeMap::new();
+        for object in private {
+            if let Some(arch) = Key::parse_chunk(&object.key) {
+                by_arch.entry(arch).or_default().push(object);
+            }
+        }
+        let cutoff = SystemTime::now()
+            .checked_sub(self.orphan_grace)
+            .unwrap_or(UNIX_EPOCH);
+        let mut deleted = Vec::new();
+        for (arch, objects) in by_arch {
+            let live = index::live_chunk_keys(&self.stores, &arch).await?;
+            for object in objects {
+                let old = object.last_modified.is_some_and(|t| t <= cutoff);
+                if old && !live.contains(&object.key) {
+                    self.stores.private().delete(&object.key).await?;
+                    deleted.push(object.key.clone());
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,55 @@
+//! Disaster recovery: recompute an arch's records from its package files.
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::*;
+
+impl Publisher {
+    /// Recomputes the records of `arch` from its `.apk` files and republishes
+    /// the index (disaster recovery). Removed packages (tombstoned) stay out.
+    pub async fn rebuild(&self, arch: &RepoArch) -> Result<index::Reindexed, PublishError> {
+        let prefix = Key::arch_public_prefix(arch);
+        let tombstones: BTreeSet<String> = self
+            .stores
+            .list(Tree::Private, &Key::tombstone_prefix(arch))
+            .await?
+            .iter()
+            .filter_map(|o| {
+                o.key
+                    .rsplit('/')
+                    .next()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect();
+        let mut files = Vec::new();
+        for object in self.stores.list(Tree::Public, &prefix).await? {
+            let Some(file) = object.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if file.contains('/') || !file.ends_with(".apk") || tombstones.contains(file) {
+                continue;
+            }
+            files.push(Segment::parse("file name", file)?);
+        }
+        // Every package is read and checked again, several at once.
+        let records: BTreeMap<String, ApkRecord> = futures::stream::iter(files)
+            .map(|file| async move {
+                let key = Key::Package {
+                    arch: arch.clone(),
+                    file: file.clone(),
+                };
+                let staged = self.download(&key).await?;
+                let package = self.inspect(staged.path(), &key.path()).await?;
+                Ok::<_, PublishError>((
+                    file.to_string(),
+                    package.record.with_arch(arch.arch.as_str()),
+                ))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        index::replace_records(&self.stores, arch, records).await?;
+        self.publish_root(arch, &[]).await
+    }
+}
