@@ -6,12 +6,14 @@
 //! `PACKAGES_TEST_GARAGE_*` is set (e.g. after
 //! `eval "$(scripts/test-servers.sh start)"`). It measures:
 //! - packages/s, and p50/p99 latency of one upload, for each number of
-//!   concurrent uploaders in `PACKAGES_BENCH_UPLOADERS` (default `1,4,16`)
+//!   concurrent uploaders in `PACKAGES_BENCH_UPLOADERS` (default `1,4,16,50`)
 //!   through each number of service instances in `PACKAGES_BENCH_INSTANCES`
 //!   (default `1,3`): `PACKAGES_BENCH_UPLOADS` small packages (default 200)
 //!   into a fresh repo, uploaded with the v1 route (`PACKAGES_BENCH_ROUTE=compat`:
-//!   the compatibility route), round-robin over the instances. Afterwards the
-//!   repo must list every acknowledged package;
+//!   the compatibility route), round-robin over the instances. A failed
+//!   upload is counted (and reported with whether its package was listed
+//!   anyway), not retried. Afterwards the repo must list every acknowledged
+//!   package;
 //! - the peak RSS growth of one service instance receiving one upload of
 //!   `PACKAGES_BENCH_BIG_UPLOAD_MIB` MiB (default 1024; 0 skips it): a body
 //!   that is not a package, so it is streamed to `--upload-dir` whole and then
@@ -305,25 +307,35 @@ async fn throughput(
         let (client, token) = (client.clone(), token.to_owned());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
+            let mut failures = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(package) = packages.get(i) else {
                     break;
                 };
                 let url = &urls[i % urls.len()];
-                latencies.push(upload_one(&client, url, &token, package).await?);
+                match upload_one(&client, url, &token, package).await {
+                    Ok(latency) => latencies.push(latency),
+                    Err(e) => failures.push((i, format!("{e:#}"))),
+                }
             }
-            anyhow::Ok(latencies)
+            (latencies, failures)
         });
     }
     let mut latencies = Vec::with_capacity(packages.len());
+    let mut failures = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        latencies.extend(done??);
+        let (ok, failed) = done?;
+        latencies.extend(ok);
+        failures.extend(failed);
+    }
+    if latencies.is_empty() {
+        bail!("{label}: every upload failed, e.g. {:?}", failures.first());
     }
     let wall = started.elapsed();
     latencies.sort();
     println!(
-        "{label:<8} {} instance{} {uploaders:>2} uploader{}: {:>7.1} packages/s  upload p50 {:>8.1} ms  p99 {:>8.1} ms  (n={}, {:.1} s)",
+        "{label:<8} {} instance{} {uploaders:>2} uploader{}: {:>7.1} packages/s  upload p50 {:>8.1} ms  p99 {:>8.1} ms  (n={}, {:.1} s)  errors {}",
         servers.len(),
         if servers.len() == 1 { " " } else { "s" },
         if uploaders == 1 { " " } else { "s" },
@@ -332,6 +344,7 @@ async fn throughput(
         ms(percentile(&latencies, 0.99)),
         packages.len(),
         wall.as_secs_f64(),
+        failures.len(),
     );
 
     // Every acknowledged package must be listed (from the signed index).
@@ -348,10 +361,22 @@ async fn throughput(
         .await?;
     let listed: std::collections::BTreeSet<&str> =
         listed.iter().filter_map(|p| p["file"].as_str()).collect();
+    let failed: std::collections::BTreeSet<usize> = failures.iter().map(|(i, _)| *i).collect();
+    if let Some((_, first)) = failures.first() {
+        let published_anyway = failed
+            .iter()
+            .filter(|i| listed.contains(packages[**i].file.as_str()))
+            .count();
+        println!(
+            "{label:<8}   {} failed uploads ({published_anyway} of them listed anyway), e.g. {first}",
+            failures.len()
+        );
+    }
     let missing: Vec<&str> = packages
         .iter()
-        .map(|p| p.file.as_str())
-        .filter(|f| !listed.contains(f))
+        .enumerate()
+        .filter(|(i, p)| !failed.contains(i) && !listed.contains(p.file.as_str()))
+        .map(|(_, p)| p.file.as_str())
         .collect();
     if !missing.is_empty() {
         bail!(
@@ -554,7 +579,7 @@ async fn main() -> Result<()> {
     }
     let uploads = env_one("PACKAGES_BENCH_UPLOADS", 200).max(1);
     let instances = env_list("PACKAGES_BENCH_INSTANCES", "1,3");
-    let uploaders = env_list("PACKAGES_BENCH_UPLOADERS", "1,4,16");
+    let uploaders = env_list("PACKAGES_BENCH_UPLOADERS", "1,4,16,50");
     let big_mib = env_one("PACKAGES_BENCH_BIG_UPLOAD_MIB", 1024);
     let route = match std::env::var("PACKAGES_BENCH_ROUTE").as_deref() {
         Ok("compat") => Route::Compat,

@@ -21,6 +21,21 @@ pub type PendingChange = core::PendingChange<ApkRecord>;
 /// Every record of one repo arch.
 pub type IndexState = core::RootState<ApkRecord>;
 
+/// The manifest of one repo arch (which record chunks make up its index)
+/// with its ETag; empty when the arch has none yet.
+pub async fn read_manifest(
+    stores: &Stores,
+    arch: &RepoArch,
+) -> Result<
+    (
+        core::Manifest<<Alpine as crate::formats::Format>::PartMeta>,
+        Option<String>,
+    ),
+    IndexError,
+> {
+    core::read_manifest(stores, &RootId::from(arch.clone())).await
+}
+
 /// Merges pending changes of `arch` and publishes its signed index; returns
 /// once every change pending at the call is in the published index.
 pub async fn reindex(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, IndexError> {

@@ -14,15 +14,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::core::Known;
-use crate::formats::apk::Alpine;
 use crate::formats::apk::{ApkError, ApkLimits, ApkPackage, ApkRecord, read_package};
 use crate::index::{self, Change, IndexError, PendingChange};
 use crate::keys::{self, KeyError};
-use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, RootId, Segment, Tree};
+use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, Segment, Tree};
 use crate::storage::{Payload, PutMode, StorageError};
 use crate::stores::Stores;
 
+mod batch;
+pub mod commit;
 mod gc;
 mod orgs;
 mod rebuild;
@@ -34,6 +34,8 @@ mod upload;
 /// Default cap on the number of arches a repository may serve (each one
 /// gets a copy of every noarch package).
 pub const DEFAULT_MAX_ARCHES: usize = 64;
+
+pub use batch::Expect;
 
 /// Default time a removed package's file stays downloadable.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -216,6 +218,8 @@ pub struct Publisher {
     delete_grace: Duration,
     orphan_grace: Duration,
     max_arches: usize,
+    /// Publish rounds shared by this publisher's concurrent writers (and its clones').
+    commits: std::sync::Arc<commit::CommitGate<RepoArch, index::Reindexed>>,
 }
 
 fn unix_now() -> u64 {
@@ -234,6 +238,7 @@ impl Publisher {
             delete_grace: DEFAULT_DELETE_GRACE,
             orphan_grace: index::PENDING_GRACE,
             max_arches: DEFAULT_MAX_ARCHES,
+            commits: Default::default(),
         }
     }
 

@@ -29,7 +29,10 @@ pub struct UploadArgs {
     /// Target arch: must match the package; for a noarch package, the arches to publish it into (repeatable; default: every arch of the repo)
     #[arg(long)]
     pub arch: Vec<String>,
-    /// The `.apk` files
+    /// The `.apk` files. Every file is checked before any is stored: if one
+    /// is refused, nothing is published. A file refused because the repo
+    /// holds a different package under its name is reported and the others
+    /// are published. Each arch's index is signed once for the whole batch.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -60,60 +63,68 @@ pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) 
             bail!("{}: no such file", file.display());
         }
     }
-    let progress = indicatif::ProgressBar::new(args.files.len() as u64);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
+    let progress = indicatif::ProgressBar::new_spinner();
     progress.enable_steady_tick(std::time::Duration::from_millis(120));
-    let mut results = Vec::new();
-    for file in &args.files {
-        let display = file.display().to_string();
-        progress.set_message(display.clone());
-        let (arch, extra) = match arches.split_first() {
-            Some((first, rest)) => (Some(first.clone()), rest.to_vec()),
-            None => (None, Vec::new()),
-        };
-        let published = publisher
-            .upload(&Upload {
-                repo: repo.clone(),
-                arch,
-                extra_arches: extra,
-                path: file.clone(),
-                display_name: display.clone(),
-            })
-            .await;
-        let published = match published {
-            Ok(p) => p,
-            Err(e) => {
-                progress.finish_and_clear();
-                return Err(e.into());
-            }
-        };
-        progress.inc(1);
-        if !json {
-            progress.suspend(|| {
-                print_published(
-                    &display,
-                    &repo,
-                    published.iter().map(|p| {
-                        (
-                            p.record.name.as_str(),
-                            p.record.version.as_str(),
-                            p.arch.as_str(),
-                            p.unchanged,
-                        )
-                    }),
-                )
-            });
-        }
-        results.extend(published);
-    }
+    progress.set_message(format!(
+        "checking and publishing {} file(s)",
+        args.files.len()
+    ));
+    let (arch, extra) = match arches.split_first() {
+        Some((first, rest)) => (Some(first.clone()), rest.to_vec()),
+        None => (None, Vec::new()),
+    };
+    let uploads: Vec<Upload> = args
+        .files
+        .iter()
+        .map(|file| Upload {
+            repo: repo.clone(),
+            arch: arch.clone(),
+            extra_arches: extra.clone(),
+            path: file.clone(),
+            display_name: file.display().to_string(),
+        })
+        .collect();
+    // One batch: every file is checked before any is stored, and each repo
+    // arch is published once.
+    let outcome = publisher.upload_many(&uploads).await;
     progress.finish_and_clear();
+    let mut results = Vec::new();
+    let mut refused = Vec::new();
+    for (upload, result) in uploads.iter().zip(outcome?) {
+        match result {
+            Ok(published) => {
+                if !json {
+                    print_published(
+                        &upload.display_name,
+                        &repo,
+                        published.iter().map(|p| {
+                            (
+                                p.record.name.as_str(),
+                                p.record.version.as_str(),
+                                p.arch.as_str(),
+                                p.unchanged,
+                            )
+                        }),
+                    );
+                }
+                results.extend(published);
+            }
+            Err(e) => refused.push(e),
+        }
+    }
     if json {
         print_json(&results)?;
     }
-    Ok(())
+    match refused.len() {
+        0 => Ok(()),
+        1 => Err(refused.remove(0).into()),
+        n => {
+            for e in &refused {
+                eprintln!("error: {e}");
+            }
+            bail!("{n} files were refused (the others are published)")
+        }
+    }
 }
 
 /// `upload --server`: the same checks and output as the direct mode, through the API.

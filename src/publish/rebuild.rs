@@ -1,5 +1,7 @@
 //! Disaster recovery: recompute an arch's records from its package files.
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::*;
 
 impl Publisher {
@@ -20,7 +22,7 @@ impl Publisher {
                     .map(str::to_owned)
             })
             .collect();
-        let mut records = BTreeMap::new();
+        let mut files = Vec::new();
         for object in self.stores.list(Tree::Public, &prefix).await? {
             let Some(file) = object.key.strip_prefix(&prefix) else {
                 continue;
@@ -28,19 +30,26 @@ impl Publisher {
             if file.contains('/') || !file.ends_with(".apk") || tombstones.contains(file) {
                 continue;
             }
-            let file = Segment::parse("file name", file)?;
-            let key = Key::Package {
-                arch: arch.clone(),
-                file: file.clone(),
-            };
-            let staged = self.download(&key).await?;
-            let package = self.inspect(staged.path(), &key.path()).await?;
-            records.insert(
-                file.to_string(),
-                package.record.with_arch(arch.arch.as_str()),
-            );
+            files.push(Segment::parse("file name", file)?);
         }
+        // Every package is read and checked again, several at once.
+        let records: BTreeMap<String, ApkRecord> = futures::stream::iter(files)
+            .map(|file| async move {
+                let key = Key::Package {
+                    arch: arch.clone(),
+                    file: file.clone(),
+                };
+                let staged = self.download(&key).await?;
+                let package = self.inspect(staged.path(), &key.path()).await?;
+                Ok::<_, PublishError>((
+                    file.to_string(),
+                    package.record.with_arch(arch.arch.as_str()),
+                ))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
         index::replace_records(&self.stores, arch, records).await?;
-        Ok(index::reindex(&self.stores, arch).await?)
+        self.publish_root(arch, &[]).await
     }
 }

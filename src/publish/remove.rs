@@ -78,7 +78,12 @@ impl Publisher {
         // A removed noarch package must not come back in arches added later.
         self.forget_noarch(repo, &matching).await?;
         for repo_arch in &touched {
-            index::reindex(&self.stores, repo_arch).await?;
+            let expect: Vec<Expect<'_>> = matching
+                .iter()
+                .filter(|l| repo_arch.arch.as_str() == l.arch)
+                .map(|l| Expect::Removed(&l.file))
+                .collect();
+            self.publish_root(repo_arch, &expect).await?;
         }
         Ok(matching)
     }

@@ -47,16 +47,15 @@ impl Publisher {
 
         let targets = self.targets(upload, &package).await?;
         // Fail before writing anything when no key can sign the index.
-        let key = key?;
+        key?;
         // The arches next (refused over the cap before any package is written).
         let (new_arches, _) = self.extend_settings(&upload.repo, &targets, None).await?;
 
         let mut published = Vec::new();
-        let mut stored = Vec::new();
         for arch in &targets {
             let repo_arch = upload.repo.arch(arch.clone());
             let record = record.clone().with_arch(arch.as_str());
-            let (unchanged, pending) = self
+            let (unchanged, _pending) = self
                 .store_package(
                     &repo_arch,
                     &file,
@@ -64,7 +63,6 @@ impl Publisher {
                     PackageSource::Upload(Payload::File(upload.path.clone())),
                 )
                 .await?;
-            stored.push((repo_arch, pending));
             published.push(Published {
                 arch: arch.to_string(),
                 record,
@@ -75,12 +73,11 @@ impl Publisher {
             self.extend_settings(&upload.repo, &[], Some(&package.record))
                 .await?;
         }
-        for (repo_arch, pending) in stored {
-            let known = Known {
-                pending: pending.into_iter().collect(),
-                key: Some(key.clone()),
-            };
-            crate::core::reindex_with(&self.stores, &Alpine, &RootId::from(repo_arch), known)
+        // Through the process's group commit: concurrent uploads to one arch
+        // share publish rounds (src/publish/commit.rs).
+        for done in &published {
+            let arch = upload.repo.arch(Arch::parse(&done.arch)?);
+            self.publish_root(&arch, &[Expect::Added(&done.record)])
                 .await?;
         }
         if !new_arches.is_empty() {
@@ -160,7 +157,7 @@ impl Publisher {
                 self.store_package(&target, &file, &record, PackageSource::CopyOf(from))
                     .await?;
             }
-            index::reindex(&self.stores, &target).await?;
+            self.publish_root(&target, &[]).await?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ mod concurrency;
 mod crash;
 mod crash_points;
 mod doctor;
+mod group_commit;
 mod hostile_http;
 mod keys;
 mod serve;
