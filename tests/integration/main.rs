@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod crash_points;
+mod crash_serve;
 mod doctor;
 mod hostile_http;
 mod keys;
