@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod crash_points;
+mod crash_serve;
 mod doctor;
 mod group_commit;
 mod hostile_http;
