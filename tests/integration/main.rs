@@ -16,6 +16,7 @@ mod crash;
 mod crash_points;
 mod doctor;
 mod hostile_http;
+mod index_limits;
 mod keys;
 mod serve;
 mod settings;
