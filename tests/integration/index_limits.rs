@@ -88,6 +88,7 @@ async fn poisoned_index_is_flagged_and_repaired(ctx: Ctx) {
     if let Some(dir) = &place.dir {
         let out = cli_index(dir, "check");
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        eprintln!("index check of a poisoned index:\n{}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             stdout.contains("client_limits") && stdout.contains("poison-1.0-r0"),
@@ -100,6 +101,7 @@ async fn poisoned_index_is_flagged_and_repaired(ctx: Ctx) {
     if let Some(dir) = &place.dir {
         let out = cli_index(dir, "repair");
         assert!(out.status.success(), "{}", text(&out));
+        eprintln!("index repair:\n{}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             stdout.contains("dropped ")
@@ -154,4 +156,50 @@ async fn poisoned_index_is_flagged_and_repaired(ctx: Ctx) {
     );
 }
 
-backend_tests!([local, moto] poisoned_index_is_flagged_and_repaired);
+/// A record apk reads but an upload would be refused for today (a 5,000-byte
+/// description, over the 4,096 allowed) is a warning: check does not fail and
+/// repair keeps it.
+async fn over_policy_record_is_a_warning(ctx: Ctx) {
+    let (storage, place) = ctx.open(Bucket::Main).await;
+    let t = setup_repo(Stores::shared(storage)).await;
+    t.publish_fixtures().await;
+    let arch = t.repo.arch(packages::repo::Arch::parse("x86_64").unwrap());
+    let (state, _) = index::read_state(&t.stores, &arch).await.expect("state");
+    let mut long = state.records.values().next().expect("a record").clone();
+    long.name = "long-description".to_owned();
+    long.description = "d".repeat(5_000);
+    index::add_pending(&t.stores, &arch, Change::Add(Box::new(long)))
+        .await
+        .expect("add");
+    index::reindex(&t.stores, &arch).await.expect("reindex");
+
+    let problems = t.publisher.check_index(&arch).await.expect("check");
+    assert!(
+        matches!(
+            problems.as_slice(),
+            [IndexProblem::OverLimits { warnings }]
+                if warnings.len() == 1 && warnings[0].contains("pkgdesc is 5000 bytes")
+        ),
+        "{problems:?}"
+    );
+    if let Some(dir) = &place.dir {
+        let out = cli_index(dir, "check");
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("x86_64: ok") && stdout.contains("warning: "),
+            "{}",
+            text(&out)
+        );
+    }
+    let repaired = t.publisher.repair_index(&arch).await.expect("repair");
+    assert!(repaired.dropped.is_empty(), "{:?}", repaired.dropped);
+    assert!(
+        t.index("x86_64")
+            .await
+            .names()
+            .contains(&"long-description".to_owned())
+    );
+}
+
+backend_tests!([local, moto] poisoned_index_is_flagged_and_repaired, over_policy_record_is_a_warning);

@@ -131,7 +131,7 @@ impl Format for Alpine {
             .into_iter()
             .filter(|p| p.severity >= Severity::Package)
             .map(|p| match p.field {
-                Some(field) => format!("`{field}:` {}", p.message),
+                Some(field) => format!("field `{field}:`: {}", p.message),
                 None => p.message,
             })
             .collect();
