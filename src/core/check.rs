@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::chunks::RootState;
-use super::chunks::{encode_chunk, read_state};
+use super::chunks::{RootState, encode_chunk, read_state};
 use super::pending::{Change, PendingCache, PendingChange, add_pending, list_pending, read_listed};
 use super::{IndexError, Known, Reindexed, marker, reindex_with};
 use crate::formats::{Format, Part};
@@ -81,7 +80,8 @@ pub struct Repaired<R> {
     pub dropped: Vec<Dropped<R>>,
 }
 
-/// The records of `root` with its pending changes applied, and those changes.
+/// The records of `root` as stored, the same with its pending changes
+/// applied, and how many pending changes changed them (0: none did).
 async fn merged_state<F: Format>(
     stores: &Stores,
     format: &F,
@@ -106,7 +106,9 @@ async fn merged_state<F: Format>(
 }
 
 /// Compares the published root file of `root` with what its records render
-/// to. An empty result means it is exactly right.
+/// to, and reads it as the format's clients do ([`Format::client_problems`]).
+/// An empty result means it is exactly right; only
+/// [`RootProblem::is_warning`] ones mean clients use it as it is.
 pub async fn check<F: Format>(
     stores: &Stores,
     format: &F,
