@@ -31,7 +31,7 @@ mod marker;
 mod pending;
 mod reindex;
 
-pub use check::{RootProblem, check, repair};
+pub use check::{Dropped, Repaired, RootProblem, check, repair};
 pub use chunks::{
     ChunkRef, Manifest, Retired, RootState, live_chunk_keys, read_manifest, read_state, record,
     replace_records,

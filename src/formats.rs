@@ -45,6 +45,18 @@ pub struct RenderedRoot {
     pub spans: Vec<(u64, u64)>,
 }
 
+/// What a real client would make of a published root file, beyond its
+/// signature and freshness ([`Format::client_problems`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientReport {
+    /// Problems that make a client refuse the file or a package in it: the
+    /// check fails and repair must drop the records behind them.
+    pub refused: Vec<String>,
+    /// Problems a client lives with but an upload like it would be refused
+    /// today: reported, not failing.
+    pub warnings: Vec<String>,
+}
+
 /// A package format as the publish core sees it.
 ///
 /// Records live in *roots* (apk: one repo arch; Debian: one suite covering
@@ -114,6 +126,19 @@ pub trait Format: Clone + Send + Sync + 'static {
         records: &[&Self::Record],
         key: Option<&SigningKey>,
     ) -> Vec<RootProblem>;
+
+    /// Reads a published root file the way the format's clients do and
+    /// reports what they would refuse (a file written by an older release may
+    /// hold records the format's limits refuse today). Empty by default.
+    fn client_problems(&self, _published: &[u8]) -> ClientReport {
+        ClientReport::default()
+    }
+
+    /// Why clients cannot use `record` once rendered (they would refuse it or
+    /// the whole root file), or `None` if they can: repair drops such records.
+    fn unservable(&self, _record: &Self::Record) -> Option<String> {
+        None
+    }
 
     /// Whether root files may exist that were written outside the protocol
     /// (settings written by older releases): then a root without a manifest

@@ -18,6 +18,10 @@ pub use crate::formats::apk::alpine::description;
 pub type Change = core::Change<ApkRecord>;
 /// A stored change with its id.
 pub type PendingChange = core::PendingChange<ApkRecord>;
+/// A record repair dropped because apk cannot read it.
+pub type Dropped = core::Dropped<ApkRecord>;
+/// The outcome of [`repair`].
+pub type Repaired = core::Repaired<ApkRecord>;
 /// Every record of one repo arch.
 pub type IndexState = core::RootState<ApkRecord>;
 
@@ -85,12 +89,14 @@ pub async fn replace_records(
     core::replace_records(stores, &Alpine, &RootId::from(arch), records).await
 }
 
-/// Compares the published index of `arch` with what its records render to.
+/// Compares the published index of `arch` with what its records render to,
+/// and checks it against what apk clients read (`formats::apk::limits`).
 pub async fn check(stores: &Stores, arch: &RepoArch) -> Result<Vec<IndexProblem>, IndexError> {
     core::check(stores, &Alpine, &RootId::from(arch)).await
 }
 
-/// Republishes the index of `arch` from its records whatever the marker says.
-pub async fn repair(stores: &Stores, arch: &RepoArch) -> Result<Reindexed, IndexError> {
+/// Republishes the index of `arch` from its records whatever the marker says,
+/// after dropping records apk cannot read (pending removals, no tombstone).
+pub async fn repair(stores: &Stores, arch: &RepoArch) -> Result<Repaired, IndexError> {
     core::repair(stores, &Alpine, &RootId::from(arch)).await
 }

@@ -13,9 +13,9 @@ use crate::repo::{Arch, RepoId};
 pub enum IndexCommand {
     /// Recompute a repository's records and index from its `.apk` files (disaster recovery)
     Rebuild(RepoArgs),
-    /// Find indexes that disagree with their records (stale, missing a package, bad signature); exit 1 if any
+    /// Find indexes that disagree with their records (stale, missing a package, bad signature) or that apk would refuse; exit 1 if any
     Check(RepoArgs),
-    /// Republish indexes from their records (fixes what `check` finds)
+    /// Republish indexes from their records, dropping records apk cannot read (fixes what `check` finds)
     Repair(RepoArgs),
 }
 
@@ -37,15 +37,24 @@ pub(super) async fn check_indexes(publisher: &Publisher, args: RepoArgs, json: b
     let mut bad = 0;
     for arch in arches {
         let problems = publisher.check_index(&repo.arch(arch.clone())).await?;
-        if !problems.is_empty() {
+        let failing = problems.iter().any(|p| !p.is_warning());
+        if failing {
             bad += 1;
         }
         if !json {
-            if problems.is_empty() {
+            if !failing {
                 println!("{repo}/{arch}: ok");
             }
             for problem in &problems {
-                println!("{repo}/{arch}: {}", serde_json::to_string(problem)?);
+                let warning = if problem.is_warning() {
+                    "warning: "
+                } else {
+                    ""
+                };
+                println!(
+                    "{repo}/{arch}: {warning}{}",
+                    serde_json::to_string(problem)?
+                );
             }
         }
         report.push(serde_json::json!({"arch": arch.to_string(), "problems": problems}));
@@ -68,10 +77,28 @@ pub(super) async fn repair_indexes(
     let mut summary = Vec::new();
     for arch in arches {
         let done = publisher.repair_index(&repo.arch(arch.clone())).await?;
+        let dropped: Vec<serde_json::Value> = done
+            .dropped
+            .iter()
+            .map(|d| serde_json::json!({"file": d.entry, "reason": d.reason}))
+            .collect();
         if !json {
-            println!("repaired {repo}/{arch}: {} package(s)", done.packages);
+            for d in &done.dropped {
+                println!(
+                    "dropped {repo}/{arch}/{}: apk cannot read it: {}",
+                    d.entry, d.reason
+                );
+            }
+            println!(
+                "repaired {repo}/{arch}: {} package(s)",
+                done.reindexed.packages
+            );
         }
-        summary.push(serde_json::json!({"arch": arch.to_string(), "packages": done.packages}));
+        summary.push(serde_json::json!({
+            "arch": arch.to_string(),
+            "packages": done.reindexed.packages,
+            "dropped": dropped,
+        }));
     }
     if json {
         print_json(&summary)?;

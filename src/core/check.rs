@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::chunks::{encode_chunk, read_state};
-use super::pending::{PendingCache, list_pending, read_listed};
-use super::{IndexError, Reindexed, marker, reindex};
+use super::chunks::{RootState, encode_chunk, read_state};
+use super::pending::{Change, PendingCache, PendingChange, add_pending, list_pending, read_listed};
+use super::{IndexError, Known, Reindexed, marker, reindex_with};
 use crate::formats::{Format, Part};
 use crate::keys;
 use crate::repo::RootId;
@@ -37,16 +37,56 @@ pub enum RootProblem {
         /// How many.
         count: usize,
     },
+    /// A real client would refuse the root file or packages in it (found by
+    /// [`Format::client_problems`], e.g. an index written by an older release
+    /// before the limits). `repair` drops the records behind them.
+    ClientLimits {
+        /// What a client refuses, for people (the format caps the list).
+        problems: Vec<String>,
+    },
+    /// Clients read the root file, but records in it are over limits an
+    /// upload is held to today. A warning: it does not fail the check.
+    OverLimits {
+        /// What is over which limit, for people.
+        warnings: Vec<String>,
+    },
 }
 
-/// Compares the published root file of `root` with what its records render
-/// to. An empty result means it is exactly right.
-pub async fn check<F: Format>(
+impl RootProblem {
+    /// Whether this is only a warning ([`RootProblem::OverLimits`]): the root
+    /// still works for clients and `check` need not fail.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, RootProblem::OverLimits { .. })
+    }
+}
+
+/// A record [`repair`] dropped because clients cannot use it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dropped<R> {
+    /// Its entry key (apk: the file name).
+    pub entry: String,
+    /// Why, from [`Format::unservable`].
+    pub reason: String,
+    /// The record as it was.
+    pub record: R,
+}
+
+/// The outcome of a [`repair`].
+#[derive(Debug, Clone)]
+pub struct Repaired<R> {
+    /// The republish.
+    pub reindexed: Reindexed,
+    /// Records removed because clients cannot use them.
+    pub dropped: Vec<Dropped<R>>,
+}
+
+/// The records of `root` as stored, the same with its pending changes
+/// applied, and how many pending changes changed them (0: none did).
+async fn merged_state<F: Format>(
     stores: &Stores,
     format: &F,
     root: &RootId,
-) -> Result<Vec<RootProblem>, IndexError> {
-    let mut problems = Vec::new();
+) -> Result<(RootState<F::Record>, RootState<F::Record>, usize), IndexError> {
     let listed = list_pending(stores, root).await?;
     let pending = read_listed(
         stores,
@@ -57,10 +97,27 @@ pub async fn check<F: Format>(
     .await?;
     let (state, _) = read_state(stores, format, root).await?;
     let mut merged = state.clone();
-    if merged.apply(format, pending.iter().map(|(_, p)| p)) {
-        problems.push(RootProblem::Pending {
-            count: pending.len(),
-        });
+    let count = if merged.apply(format, pending.iter().map(|(_, p)| p)) {
+        pending.len()
+    } else {
+        0
+    };
+    Ok((state, merged, count))
+}
+
+/// Compares the published root file of `root` with what its records render
+/// to, and reads it as the format's clients do ([`Format::client_problems`]).
+/// An empty result means it is exactly right; only
+/// [`RootProblem::is_warning`] ones mean clients use it as it is.
+pub async fn check<F: Format>(
+    stores: &Stores,
+    format: &F,
+    root: &RootId,
+) -> Result<Vec<RootProblem>, IndexError> {
+    let mut problems = Vec::new();
+    let (state, _, pending) = merged_state(stores, format, root).await?;
+    if pending > 0 {
+        problems.push(RootProblem::Pending { count: pending });
     }
     let Some((published, _)) = stores.get_bytes_opt(&format.root_file(root)).await? else {
         if !state.records.is_empty() || state.generation > 0 {
@@ -68,6 +125,22 @@ pub async fn check<F: Format>(
         }
         return Ok(problems);
     };
+    // Checked whatever the records say: an older release may have published
+    // records the clients refuse, and rendering them again gives the same bytes.
+    let (format_, published_) = (format.clone(), published.clone());
+    let report = tokio::task::spawn_blocking(move || format_.client_problems(&published_))
+        .await
+        .map_err(|e| StorageError::backend("check", &root.to_string(), e))?;
+    if !report.refused.is_empty() {
+        problems.push(RootProblem::ClientLimits {
+            problems: report.refused,
+        });
+    }
+    if !report.warnings.is_empty() {
+        problems.push(RootProblem::OverLimits {
+            warnings: report.warnings,
+        });
+    }
     let key = if format.signed() {
         Some(keys::signing_key_for(stores, root.repo()).await?)
     } else {
@@ -105,11 +178,44 @@ pub async fn check<F: Format>(
 
 /// Republishes the root files of `root` from its records whatever the marker
 /// says (after merging pending changes): the fix for every [`RootProblem`].
+///
+/// Records clients cannot use ([`Format::unservable`]) are dropped first, each
+/// by a pending removal merged like any other (no tombstone: the core knows
+/// none; callers that keep them write their own), and logged with the reason.
 pub async fn repair<F: Format>(
     stores: &Stores,
     format: &F,
     root: &RootId,
-) -> Result<Reindexed, IndexError> {
+) -> Result<Repaired<F::Record>, IndexError> {
+    let (_, merged, _) = merged_state(stores, format, root).await?;
+    let mut dropped = Vec::new();
+    let mut removals: Vec<PendingChange<F::Record>> = Vec::new();
+    for (entry, record) in merged.records {
+        let Some(reason) = format.unservable(&record) else {
+            continue;
+        };
+        tracing::warn!(%root, %entry, %reason, "repair drops a record clients cannot use");
+        removals.push(
+            add_pending(
+                stores,
+                root,
+                Change::Remove {
+                    entry: entry.clone(),
+                },
+            )
+            .await?,
+        );
+        dropped.push(Dropped {
+            entry,
+            reason,
+            record,
+        });
+    }
     marker::forget(stores, root).await?;
-    reindex(stores, format, root).await
+    let known = Known {
+        pending: removals,
+        key: None,
+    };
+    let reindexed = reindex_with(stores, format, root, known).await?;
+    Ok(Repaired { reindexed, dropped })
 }

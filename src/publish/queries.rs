@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{PublishError, Publisher};
-use crate::index::{self, IndexProblem, Reindexed};
+use crate::index::{self, IndexProblem, Reindexed, Repaired};
 use crate::keys::{self, GeneratedKey};
 use crate::repo::{Key, Org, RepoArch, RepoId, STATIC_PREFIX, Scope, Tree};
 
@@ -149,8 +149,33 @@ impl Publisher {
         Ok(index::check(self.stores(), arch).await?)
     }
 
-    /// Republishes the index of `arch` from its records.
-    pub async fn repair_index(&self, arch: &RepoArch) -> Result<Reindexed, PublishError> {
-        Ok(index::repair(self.stores(), arch).await?)
+    /// Republishes the index of `arch` from its records, dropping records apk
+    /// cannot read (an index written by an older release may hold some).
+    ///
+    /// A dropped package is removed like `packages rm` removes it: out of the
+    /// index through a pending removal, then a tombstone, so that `rebuild`
+    /// leaves it out and `gc` deletes its file after the grace period.
+    pub async fn repair_index(&self, arch: &RepoArch) -> Result<Repaired, PublishError> {
+        let repaired = index::repair(self.stores(), arch).await?;
+        for dropped in &repaired.dropped {
+            let tombstone = super::Tombstone {
+                removed: super::unix_now(),
+                sha256: dropped.record.sha256.clone(),
+            };
+            let body = serde_json::to_vec(&tombstone)
+                .map_err(|e| crate::storage::StorageError::backend("encode", &dropped.entry, e))?;
+            let file = crate::repo::Segment::parse("file name", &dropped.entry)?;
+            self.stores()
+                .put(
+                    &Key::Tombstone {
+                        arch: arch.clone(),
+                        file,
+                    },
+                    body.into(),
+                    crate::storage::PutMode::Overwrite,
+                )
+                .await?;
+        }
+        Ok(repaired)
     }
 }

@@ -6,7 +6,8 @@ use super::*;
 
 impl Publisher {
     /// Recomputes the records of `arch` from its `.apk` files and republishes
-    /// the index (disaster recovery). Removed packages (tombstoned) stay out.
+    /// the index (disaster recovery). Removed packages (tombstoned) stay out,
+    /// and so do packages over a limit of `formats::apk::limits` (logged).
     pub async fn rebuild(&self, arch: &RepoArch) -> Result<index::Reindexed, PublishError> {
         let prefix = Key::arch_public_prefix(arch);
         let tombstones: BTreeSet<String> = self
@@ -33,22 +34,33 @@ impl Publisher {
             files.push(Segment::parse("file name", file)?);
         }
         // Every package is read and checked again, several at once.
-        let records: BTreeMap<String, ApkRecord> = futures::stream::iter(files)
+        let read: Vec<Option<(String, ApkRecord)>> = futures::stream::iter(files)
             .map(|file| async move {
                 let key = Key::Package {
                     arch: arch.clone(),
                     file: file.clone(),
                 };
                 let staged = self.download(&key).await?;
-                let package = self.inspect(staged.path(), &key.path()).await?;
-                Ok::<_, PublishError>((
+                let package = match self.inspect(staged.path(), &key.path()).await {
+                    // Uploaded by an older release: left out, as `index repair` drops it.
+                    Err(PublishError::Package {
+                        reason: ApkError::Limit(reason),
+                        ..
+                    }) => {
+                        tracing::warn!(%arch, %file, %reason, "rebuild leaves out a package over a limit");
+                        return Ok(None);
+                    }
+                    other => other?,
+                };
+                Ok::<_, PublishError>(Some((
                     file.to_string(),
                     package.record.with_arch(arch.arch.as_str()),
-                ))
+                )))
             })
             .buffer_unordered(8)
             .try_collect()
             .await?;
+        let records: BTreeMap<String, ApkRecord> = read.into_iter().flatten().collect();
         index::replace_records(&self.stores, arch, records).await?;
         self.publish_root(arch, &[]).await
     }

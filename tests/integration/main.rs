@@ -19,6 +19,7 @@ mod crash_serve;
 mod doctor;
 mod group_commit;
 mod hostile_http;
+mod index_limits;
 mod keys;
 mod serve;
 mod settings;

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ApkRecord;
 use super::index::{assemble_with_spans, chunk_segment, sign_unsigned, split_signed};
+use super::limits::{LimitProblem, Severity, check_index_text, check_rendered_record};
 use super::segmented::{CHUNKS, TextSegment, chunk_of};
 use crate::core::RootProblem;
-use crate::formats::{Format, Part, RenderedRoot};
+use crate::formats::{ClientReport, Format, Part, RenderedRoot};
 use crate::repo::{Key, RepoArch, RootId};
 use crate::signing::SigningKey;
 
@@ -104,6 +105,39 @@ impl Format for Alpine {
         sign_unsigned(body, key)
     }
 
+    /// Inflates the `APKINDEX` and checks it with
+    /// [`check_index_text`]: problems at [`Severity::Package`] or above are
+    /// refused, [`Severity::Policy`] ones are warnings. An unreadable file
+    /// reports nothing here ([`Format::verify`] calls it malformed).
+    fn client_problems(&self, published: &[u8]) -> ClientReport {
+        let Some(text) = split_signed(published).and_then(|(_, _, unsigned)| index_text(&unsigned))
+        else {
+            return ClientReport::default();
+        };
+        let problems = check_index_text(&text);
+        let (refused, warnings): (Vec<&LimitProblem>, Vec<&LimitProblem>) = problems
+            .iter()
+            .partition(|p| p.severity >= Severity::Package);
+        ClientReport {
+            refused: listed(&refused),
+            warnings: listed(&warnings),
+        }
+    }
+
+    /// Renders the record alone and checks it with [`check_rendered_record`]:
+    /// any problem at [`Severity::Package`] or above makes it unservable.
+    fn unservable(&self, record: &ApkRecord) -> Option<String> {
+        let reasons: Vec<String> = check_rendered_record(record)
+            .into_iter()
+            .filter(|p| p.severity >= Severity::Package)
+            .map(|p| match p.field {
+                Some(field) => format!("field `{field}:`: {}", p.message),
+                None => p.message,
+            })
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
     fn verify(
         &self,
         published: &[u8],
@@ -138,29 +172,55 @@ impl Format for Alpine {
     }
 }
 
-/// The `name-version` of every record in an unsigned index, or `None` if unreadable.
-fn listed_packages(unsigned: &[u8]) -> Option<BTreeSet<String>> {
+/// Most problems of one kind listed in a [`ClientReport`]; the rest are counted.
+const MAX_LISTED: usize = 20;
+
+/// Formats `problems` for a report, at most [`MAX_LISTED`] of them.
+fn listed(problems: &[&LimitProblem]) -> Vec<String> {
+    let mut out: Vec<String> = problems
+        .iter()
+        .take(MAX_LISTED)
+        .map(|p| match &p.checksum {
+            Some(checksum) => format!("{p} [C:{checksum}]"),
+            None => p.to_string(),
+        })
+        .collect();
+    if problems.len() > MAX_LISTED {
+        out.push(format!("… and {} more", problems.len() - MAX_LISTED));
+    }
+    out
+}
+
+/// The `APKINDEX` member of an unsigned index (UTF-8 errors replaced, as
+/// apk reads bytes), or `None` if unreadable.
+fn index_text(unsigned: &[u8]) -> Option<String> {
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(unsigned));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
         if entry.path().ok()?.to_str()? != "APKINDEX" {
             continue;
         }
-        let mut text = String::new();
-        entry.read_to_string(&mut text).ok()?;
-        let mut out = BTreeSet::new();
-        for record in text.split("\n\n") {
-            let field = |letter: &str| {
-                record
-                    .lines()
-                    .find_map(|l| l.strip_prefix(letter))
-                    .map(str::to_owned)
-            };
-            if let (Some(name), Some(version)) = (field("P:"), field("V:")) {
-                out.insert(format!("{name}-{version}"));
-            }
-        }
-        return Some(out);
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).ok()?;
+        return Some(String::from_utf8_lossy(&bytes).into_owned());
     }
     None
+}
+
+/// The `name-version` of every record in an unsigned index, or `None` if unreadable.
+fn listed_packages(unsigned: &[u8]) -> Option<BTreeSet<String>> {
+    let text = index_text(unsigned)?;
+    let mut out = BTreeSet::new();
+    for record in text.split("\n\n") {
+        let field = |letter: &str| {
+            record
+                .lines()
+                .find_map(|l| l.strip_prefix(letter))
+                .map(str::to_owned)
+        };
+        if let (Some(name), Some(version)) = (field("P:"), field("V:")) {
+            out.insert(format!("{name}-{version}"));
+        }
+    }
+    Some(out)
 }
