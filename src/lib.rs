@@ -5,6 +5,8 @@
 //! Map of the crate:
 //! - [`repo`]: typed names (org, distro, version, repo, arch, file) and the one
 //!   place where object keys are built from them ([`repo::Key`]).
+//! - [`cache_rules`]: how long each kind of public object may be cached (the one table
+//!   `packages serve`, S3 object metadata and the terraform CDN policies follow).
 //! - [`storage`]: the object-store interface and its backends (local directory, S3).
 //! - [`stores`]: the public and private trees, each in its own store or sharing one.
 //! - [`formats`]: package formats; [`formats::apk`] reads `.apk` files and renders

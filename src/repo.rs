@@ -655,15 +655,24 @@ impl Key {
 
     /// `Cache-Control` for serving the object: packages never change, indexes do.
     pub fn cache_control(&self) -> &'static str {
-        cache_control_for(&self.path())
+        use crate::cache_rules::ObjectKind;
+        // The kind comes from what the key is, not from its suffix.
+        let kind = match self {
+            Key::Package { .. } => ObjectKind::Package,
+            Key::Index(_) => ObjectKind::SignedIndex,
+            Key::PublicKey { .. } => ObjectKind::PublicKey,
+            // Private objects are never served; what they carry does not matter.
+            _ => return cache_control_for(&self.path()),
+        };
+        kind.cache_control()
     }
 }
 
 /// Cache policy for packages: immutable once published.
-pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const CACHE_IMMUTABLE: &str = crate::cache_rules::CacheClass::Immutable.cache_control();
 /// Cache policy for indexes: short, so new packages show up quickly.
-pub const CACHE_INDEX: &str = "public, max-age=60, must-revalidate";
-/// Cache policy for public keys and other files.
+pub const CACHE_INDEX: &str = crate::cache_rules::CacheClass::Index.cache_control();
+/// Cache policy for files of no known kind.
 pub const CACHE_DEFAULT: &str = "public, max-age=300";
 
 /// `Content-Type` for a public object, from its file name.
@@ -681,15 +690,11 @@ pub fn content_type_for(path: &str) -> &'static str {
     }
 }
 
-/// `Cache-Control` for a public object, from its file name.
+/// `Cache-Control` for a public object known only by its path (what `packages serve`
+/// and a CDN see): its kind from [`crate::cache_rules::ObjectKind::for_public_path`].
 pub fn cache_control_for(path: &str) -> &'static str {
-    if path.ends_with(".apk") {
-        CACHE_IMMUTABLE
-    } else if path.ends_with("/APKINDEX.tar.gz") {
-        CACHE_INDEX
-    } else {
-        CACHE_DEFAULT
-    }
+    crate::cache_rules::ObjectKind::for_public_path(path)
+        .map_or(CACHE_DEFAULT, crate::cache_rules::ObjectKind::cache_control)
 }
 
 #[cfg(test)]
