@@ -16,6 +16,7 @@
 //! of [`crate::api`].
 
 pub mod connections;
+pub mod range;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -251,14 +252,50 @@ async fn serve_public(
             return (StatusCode::NOT_MODIFIED, response_headers).into_response();
         }
     }
-    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // A range applies unless `If-Range` names another version of the object.
+    let if_range_holds = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let answer = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) if if_range_holds => range::parse(value, meta.size),
+        _ => range::RangeAnswer::Whole,
+    };
+    let (status, start, len) = match answer {
+        range::RangeAnswer::Whole => (StatusCode::OK, 0, meta.size),
+        range::RangeAnswer::Part { start, len } => {
+            let value = format!("bytes {start}-{}/{}", start + len - 1, meta.size);
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            (StatusCode::PARTIAL_CONTENT, start, len)
+        }
+        range::RangeAnswer::Unsatisfiable => {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
+                response_headers.insert(header::CONTENT_RANGE, value);
+            }
+            return (StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response();
+        }
+    };
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if method == Method::HEAD {
-        return (StatusCode::OK, response_headers).into_response();
+        return (status, response_headers).into_response();
     }
     match store.get(&key).await {
         Ok(got) => {
-            let body = Body::from_stream(ReaderStream::new(got.body));
-            (StatusCode::OK, response_headers, body).into_response()
+            use tokio::io::AsyncReadExt;
+            let mut body = got.body;
+            if start > 0 {
+                // The store streams from the start: skip to the range.
+                let skipped =
+                    tokio::io::copy(&mut (&mut body).take(start), &mut tokio::io::sink()).await;
+                if !matches!(skipped, Ok(n) if n == start) {
+                    return plain(StatusCode::BAD_GATEWAY, "store unavailable\n");
+                }
+            }
+            let body = Body::from_stream(ReaderStream::new(body.take(len)));
+            (status, response_headers, body).into_response()
         }
         Err(StorageError::NotFound { .. }) => plain(StatusCode::NOT_FOUND, "not found\n"),
         Err(e) => {

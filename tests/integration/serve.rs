@@ -13,6 +13,7 @@ use crate::support::{
 all_backends!(
     serves_indexes_packages_and_keys,
     conditional_get_and_head,
+    byte_ranges,
     private_tree_is_unreachable_shared_store,
     private_tree_is_unreachable_separate_stores,
 );
@@ -286,6 +287,75 @@ fn attacks(t: &TestRepo) -> Vec<String> {
         }
     }
     paths
+}
+
+/// Byte ranges, as a CDN origin must answer them: one range gives 206 with
+/// exactly those bytes, a range past the end 416, an `If-Range` naming another
+/// version the whole file.
+async fn byte_ranges(ctx: Ctx) {
+    let t = published(&ctx, Layout::Shared).await;
+    let file = "package-x-1.0.0-r0.apk";
+    let path = url(&t, "x86_64", file);
+    let whole = std::fs::read(apk_fixture(file)).unwrap();
+    let size = whole.len();
+    let plain = get(&t, &path).await;
+    assert_eq!(
+        plain.header(header::ACCEPT_RANGES).as_deref(),
+        Some("bytes")
+    );
+    let etag = plain.header(header::ETAG).expect("an ETag");
+    for (range, from, to) in [
+        ("bytes=0-9", 0, 10),
+        ("bytes=100-", 100, size),
+        (&*format!("bytes=-{}", 7), size - 7, size),
+        ("bytes=5-5", 5, 6),
+    ] {
+        let r = send(&t, Method::GET, &path, &[("range", range)]).await;
+        assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(r.body, whole[from..to], "{range}");
+        assert_eq!(
+            r.header(header::CONTENT_RANGE),
+            Some(format!("bytes {from}-{}/{size}", to - 1)),
+            "{range}"
+        );
+        assert_eq!(
+            r.header(header::CONTENT_LENGTH),
+            Some((to - from).to_string())
+        );
+    }
+    let past = send(
+        &t,
+        Method::GET,
+        &path,
+        &[("range", &format!("bytes={size}-"))],
+    )
+    .await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        past.header(header::CONTENT_RANGE),
+        Some(format!("bytes */{size}"))
+    );
+    let current = send(
+        &t,
+        Method::GET,
+        &path,
+        &[("range", "bytes=0-9"), ("if-range", &etag)],
+    )
+    .await;
+    assert_eq!(current.status, StatusCode::PARTIAL_CONTENT);
+    let stale = send(
+        &t,
+        Method::GET,
+        &path,
+        &[("range", "bytes=0-9"), ("if-range", "\"another\"")],
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.body, whole);
+    // Several ranges: the whole file (allowed by RFC 9110).
+    let many = send(&t, Method::GET, &path, &[("range", "bytes=0-1,4-5")]).await;
+    assert_eq!(many.status, StatusCode::OK);
+    assert_eq!(many.body, whole);
 }
 
 async fn private_tree_is_unreachable(ctx: Ctx, layout: Layout) {
