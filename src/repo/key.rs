@@ -1,0 +1,256 @@
+//! Every object we store ([`Key`]): its path in the public or private tree,
+//! and the headers a public object is served with.
+
+use super::{Arch, CONFIG_PREFIX, Org, RepoArch, RepoId, RootId, STATIC_PREFIX, Scope, Segment};
+
+/// Which tree, and so which store, an object belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// `static/`: served to clients.
+    Public,
+    /// `config/`: never served.
+    Private,
+}
+
+/// Every object we store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// A package file in one arch of a repo.
+    Package {
+        /// Where.
+        arch: RepoArch,
+        /// Its file name (`<name>-<version>.apk`).
+        file: Segment,
+    },
+    /// The signed index of one arch of a repo.
+    Index(RepoArch),
+    /// A public signing key, published under its apk key name.
+    PublicKey {
+        /// The scope whose private key it matches.
+        scope: Scope,
+        /// The apk key file name.
+        name: Segment,
+    },
+    /// The private signing key of a scope.
+    PrivateKey(Scope),
+    /// An organization's record.
+    Org(Org),
+    /// A repository's settings (configured arches).
+    RepoSettings(RepoId),
+    /// The manifest of one root's records (`state.json`).
+    IndexState(RootId),
+    /// A package removed from the index whose file is kept for a grace period.
+    Tombstone {
+        /// Where.
+        arch: RepoArch,
+        /// The package file name.
+        file: Segment,
+    },
+    /// What the published files of one root were rendered from (the marker).
+    IndexMarker(RootId),
+    /// One chunk of a root's records (immutable, named by content).
+    Chunk {
+        /// Where.
+        root: RootId,
+        /// `<chunk number>-<content id>`.
+        name: Segment,
+    },
+    /// The cached rendered part of one chunk, as stores written before the
+    /// part moved into the chunk object hold it (apk: a deflate segment).
+    ChunkSegment {
+        /// Where.
+        root: RootId,
+        /// `<chunk number>-<content id>`.
+        name: Segment,
+    },
+    /// A not-yet-merged change to one root.
+    Pending {
+        /// Where.
+        root: RootId,
+        /// Its id (sortable by time).
+        id: Segment,
+    },
+    /// An API token's record, named by the SHA-256 (hex) of the token, in
+    /// the tokens folder of its level: `config/tokens/` for server-wide admin
+    /// tokens (`level: None`), `config/<scope>/tokens/` otherwise.
+    Token {
+        /// The level the token belongs to (`None`: admin).
+        level: Option<Scope>,
+        /// Lowercase hex SHA-256 of the token.
+        hash: Segment,
+    },
+}
+
+impl Key {
+    /// The object key.
+    pub fn path(&self) -> String {
+        match self {
+            Key::Package { arch, file } => format!("{STATIC_PREFIX}{}/{file}", arch.path()),
+            Key::Index(arch) => format!("{STATIC_PREFIX}{}/APKINDEX.tar.gz", arch.path()),
+            Key::PublicKey { scope, name } => format!("{STATIC_PREFIX}{}/{name}", scope.path()),
+            Key::PrivateKey(scope) => format!("{CONFIG_PREFIX}{}/signing-key.pem", scope.path()),
+            Key::Org(org) => format!("{CONFIG_PREFIX}_orgs/{org}.json"),
+            Key::Tombstone { arch, file } => {
+                format!("{CONFIG_PREFIX}{}/deleted/{file}.json", arch.path())
+            }
+            Key::RepoSettings(repo) => format!("{CONFIG_PREFIX}{}/repo.json", repo.path()),
+            Key::IndexState(root) => format!("{CONFIG_PREFIX}{}/state.json", root.path()),
+            Key::IndexMarker(root) => format!("{CONFIG_PREFIX}{}/index.json", root.path()),
+            Key::Chunk { root, name } => {
+                format!("{CONFIG_PREFIX}{}/chunks/{name}.json", root.path())
+            }
+            Key::ChunkSegment { root, name } => {
+                format!("{CONFIG_PREFIX}{}/chunks/{name}.deflate", root.path())
+            }
+            Key::Pending { root, id } => {
+                format!("{CONFIG_PREFIX}{}/pending/{id}.json", root.path())
+            }
+            Key::Token { level, hash } => {
+                format!("{}{hash}.json", Key::tokens_prefix(level.as_ref()))
+            }
+        }
+    }
+
+    /// The tree the object lives in.
+    pub fn tree(&self) -> Tree {
+        match self {
+            Key::Package { .. } | Key::Index(_) | Key::PublicKey { .. } => Tree::Public,
+            _ => Tree::Private,
+        }
+    }
+
+    /// The prefix under which [`Key::Pending`] objects of `root` live.
+    pub fn pending_prefix(root: &RootId) -> String {
+        format!("{CONFIG_PREFIX}{}/pending/", root.path())
+    }
+
+    /// The tokens folder of a level (`None`: the server-wide admin level).
+    /// `tokens` is a reserved org name, so the admin folder cannot collide with an org's.
+    pub fn tokens_prefix(level: Option<&Scope>) -> String {
+        match level {
+            None => format!("{CONFIG_PREFIX}tokens/"),
+            Some(scope) => format!("{CONFIG_PREFIX}{}/tokens/", scope.path()),
+        }
+    }
+
+    /// The root of a [`Key::Chunk`] or [`Key::ChunkSegment`] path, if `path` is one.
+    pub fn parse_chunk(path: &str) -> Option<RootId> {
+        let rest = path.strip_prefix(CONFIG_PREFIX)?;
+        let (root_path, name) = rest.split_once("/chunks/")?;
+        let root = RootId::parse_path(root_path)?;
+        let stem = name
+            .strip_suffix(".json")
+            .or_else(|| name.strip_suffix(".deflate"))?;
+        let name = Segment::parse("chunk", stem).ok()?;
+        let key = Key::Chunk {
+            root: root.clone(),
+            name: name.clone(),
+        };
+        let segment = Key::ChunkSegment {
+            root: root.clone(),
+            name,
+        };
+        (key.path() == path || segment.path() == path).then_some(root)
+    }
+
+    /// The repo arch and file name of a [`Key::Tombstone`] path, if `path` is one.
+    pub fn parse_tombstone(path: &str) -> Option<(RepoArch, Segment)> {
+        let rest = path.strip_prefix(CONFIG_PREFIX)?;
+        let (arch_path, file) = rest.split_once("/deleted/")?;
+        let file = Segment::parse("file name", file.strip_suffix(".json")?).ok()?;
+        let parts: Vec<&str> = arch_path.split('/').collect();
+        let [org, distro, version, repo, arch] = parts.as_slice() else {
+            return None;
+        };
+        let repo = RepoId::parse(org, distro, version, repo).ok()?;
+        let arch = repo.arch(Arch::parse(arch).ok()?);
+        let key = Key::Tombstone {
+            arch: arch.clone(),
+            file: file.clone(),
+        };
+        (key.path() == path).then_some((arch, file))
+    }
+
+    /// The prefix of the organization records.
+    pub fn orgs_prefix() -> String {
+        format!("{CONFIG_PREFIX}_orgs/")
+    }
+
+    /// The prefix of the tombstones of `arch`.
+    pub fn tombstone_prefix(arch: &RepoArch) -> String {
+        format!("{CONFIG_PREFIX}{}/deleted/", arch.path())
+    }
+
+    /// The prefix of the public folder of `arch`.
+    pub fn arch_public_prefix(arch: &RepoArch) -> String {
+        format!("{STATIC_PREFIX}{}/", arch.path())
+    }
+
+    /// The prefix of a repository's public arch folders.
+    pub fn repo_public_prefix(repo: &RepoId) -> String {
+        format!("{STATIC_PREFIX}{}/", repo.path())
+    }
+
+    /// The prefix of a repository's private folder.
+    pub fn repo_private_prefix(repo: &RepoId) -> String {
+        format!("{CONFIG_PREFIX}{}/", repo.path())
+    }
+
+    /// The prefix of an organization's private tree.
+    pub fn org_private_prefix(org: &Org) -> String {
+        format!("{CONFIG_PREFIX}{org}/")
+    }
+
+    /// The prefix of an organization's public tree.
+    pub fn org_public_prefix(org: &Org) -> String {
+        format!("{STATIC_PREFIX}{org}/")
+    }
+
+    /// `Content-Type` for serving the object.
+    pub fn content_type(&self) -> &'static str {
+        content_type_for(&self.path())
+    }
+
+    /// `Cache-Control` for serving the object: packages never change, indexes do.
+    pub fn cache_control(&self) -> &'static str {
+        use crate::cache_rules::ObjectKind;
+        // The kind comes from what the key is, not from its suffix.
+        let kind = match self {
+            Key::Package { .. } => ObjectKind::Package,
+            Key::Index(_) => ObjectKind::SignedIndex,
+            Key::PublicKey { .. } => ObjectKind::PublicKey,
+            // Private objects are never served; what they carry does not matter.
+            _ => return cache_control_for(&self.path()),
+        };
+        kind.cache_control()
+    }
+}
+
+/// Cache policy for packages: immutable once published.
+pub const CACHE_IMMUTABLE: &str = crate::cache_rules::CacheClass::Immutable.cache_control();
+/// Cache policy for indexes: short, so new packages show up quickly.
+pub const CACHE_INDEX: &str = crate::cache_rules::CacheClass::Index.cache_control();
+/// Cache policy for files of no known kind.
+pub const CACHE_DEFAULT: &str = "public, max-age=300";
+
+/// `Content-Type` for a public object, from its file name.
+pub fn content_type_for(path: &str) -> &'static str {
+    if path.ends_with(".apk") {
+        "application/vnd.apk"
+    } else if path.ends_with(".tar.gz") {
+        "application/gzip"
+    } else if path.ends_with(".rsa.pub") || path.ends_with(".pem") {
+        "application/x-pem-file"
+    } else if path.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// `Cache-Control` for a public object known only by its path (what `packages serve`
+/// and a CDN see): its kind from [`crate::cache_rules::ObjectKind::for_public_path`].
+pub fn cache_control_for(path: &str) -> &'static str {
+    crate::cache_rules::ObjectKind::for_public_path(path)
+        .map_or(CACHE_DEFAULT, crate::cache_rules::ObjectKind::cache_control)
+}
