@@ -135,7 +135,7 @@ async fn setup(place: &Place) -> anyhow::Result<Publisher> {
     publisher.create_org(&org).await.ok();
     let scope = Scope::new(
         org.clone(),
-        Some(packages::repo::Distro::Alpine),
+        Some(packages::repo::Distro::ALPINE),
         None,
         None,
     )?;

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::RootProblem;
+use crate::keys::{KeyError, KeySet};
 use crate::repo::{Key, RootId};
-use crate::signing::SigningKey;
 
 pub mod apk;
 
@@ -88,6 +88,14 @@ pub trait Format: Clone + Send + Sync + 'static {
         + Sync
         + 'static;
 
+    /// What signs a root file, picked from the scope's key set by
+    /// [`Format::pick_key`] once per publish (apk: the active RSA key;
+    /// Debian: every OpenPGP key of the set).
+    type SignKey: Clone + Send + Sync + 'static;
+
+    /// Picks this format's signing key(s) from the key set of the root's scope.
+    fn pick_key(&self, set: &KeySet) -> Result<Self::SignKey, KeyError>;
+
     /// The record's key within its root (apk: the `.apk` file name).
     fn entry_key(&self, record: &Self::Record) -> String;
 
@@ -116,7 +124,27 @@ pub trait Format: Clone + Send + Sync + 'static {
     }
 
     /// Signs a rendered body into the root file's bytes.
-    fn sign(&self, body: Vec<u8>, key: &SigningKey) -> Vec<u8>;
+    fn sign(&self, body: Vec<u8>, key: &Self::SignKey) -> Result<Vec<u8>, KeyError>;
+
+    /// Signed files other than the root file (Debian: `Release.gpg`, the
+    /// `InRelease` of each suite alias), made from the rendered root and
+    /// written before the root file. None by default.
+    fn signed_files(
+        &self,
+        _root: &RootId,
+        _rendered: &RenderedRoot,
+        _key: &Self::SignKey,
+    ) -> Result<Vec<(Key, Vec<u8>)>, KeyError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether the core keeps every chunk's part in one private object
+    /// beside the marker, so a publish copies unchanged parts from it instead
+    /// of re-rendering them: for formats whose root file holds no parts
+    /// ([`Format::reusable_body`] is `None`: Debian's `InRelease`).
+    fn caches_parts(&self) -> bool {
+        false
+    }
 
     /// Compares a published root file with the expected one (rendered and
     /// signed from the records); called only when they differ.
@@ -124,7 +152,7 @@ pub trait Format: Clone + Send + Sync + 'static {
         &self,
         published: &[u8],
         records: &[&Self::Record],
-        key: Option<&SigningKey>,
+        key: Option<&Self::SignKey>,
     ) -> Vec<RootProblem>;
 
     /// Reads a published root file the way the format's clients do and

@@ -25,7 +25,8 @@ pub use change::{
     import, import_with,
 };
 pub use resolve::{
-    KEY_SET_CACHE_TTL, forget_cached, key_set_for, load_key_set, publish_public_keys, read_set,
+    KEY_SET_CACHE_TTL, forget_cached, key_set_for, key_set_for_scope, load_key_set,
+    load_key_set_for_scope, publish_public_keys, read_set,
 };
 pub use set::{KeySet, KeyState, SetKey};
 
@@ -51,8 +52,8 @@ pub enum KeyError {
     /// No key covers the repository.
     #[error("no signing key for {repo}: run `packages key generate --org {org} --distro {distro}`")]
     Missing {
-        /// The repository.
-        repo: RepoId,
+        /// The repository or suite, as shown.
+        repo: String,
         /// Its org, for the hint.
         org: String,
         /// Its distro, for the hint.

@@ -142,7 +142,8 @@ pub async fn check<F: Format>(
         });
     }
     let key = if format.signed() {
-        Some(keys::signing_key_for(stores, root.repo()).await?)
+        let set = keys::key_set_for_scope(stores, &root.scope()).await?;
+        Some(format.pick_key(&set)?)
     } else {
         None
     };
@@ -162,7 +163,7 @@ pub async fn check<F: Format>(
             .collect::<Result<_, IndexError>>()?;
         let body = format_.render_root(&root_, &parts).body;
         Ok(match &key_ {
-            Some(key) => format_.sign(body, key),
+            Some(key) => format_.sign(body, key)?,
             None => body,
         })
     })

@@ -17,7 +17,6 @@ use super::chunks::{Manifest, load_part};
 use crate::formats::{Format, Part};
 use crate::keys;
 use crate::repo::{Key, RootId};
-use crate::signing::SigningKey;
 use crate::storage::{ObjectMeta, PutMode, StorageError};
 use crate::stores::Stores;
 
@@ -81,6 +80,20 @@ async fn put_marker(
         .await
 }
 
+/// The parts cache of `root` without its header, if it was written for the
+/// state `digest` (a writer that lost a race may have replaced it since).
+async fn read_parts_cache(
+    stores: &Stores,
+    root: &RootId,
+    digest: &str,
+) -> Result<Option<Vec<u8>>, IndexError> {
+    let Some((bytes, _)) = stores.get_bytes_opt(&Key::PartsCache(root.clone())).await? else {
+        return Ok(None);
+    };
+    let header = format!("{digest}\n");
+    Ok(bytes.strip_prefix(header.as_bytes()).map(<[u8]>::to_vec))
+}
+
 /// Forgets what the published root file shows, so the next publish rewrites it.
 pub(super) async fn forget(stores: &Stores, root: &RootId) -> Result<(), IndexError> {
     stores.delete(&Key::IndexMarker(root.clone())).await?;
@@ -98,7 +111,7 @@ pub(super) async fn publish_root<F: Format>(
     manifest: &Manifest<F::PartMeta>,
     conditional: bool,
     fresh: &BTreeMap<u32, Part<F::PartMeta>>,
-    key: &mut Option<SigningKey>,
+    key: &mut Option<F::SignKey>,
 ) -> Result<Publication, IndexError> {
     use futures::{StreamExt, TryStreamExt};
     let marker_key = Key::IndexMarker(root.clone());
@@ -147,10 +160,14 @@ pub(super) async fn publish_root<F: Format>(
 
     // The one signing-key look-up of the publish.
     if key.is_none() && format.signed() {
-        *key = Some(keys::signing_key_for(stores, root.repo()).await?);
+        let set = keys::key_set_for_scope(stores, &root.scope()).await?;
+        *key = Some(format.pick_key(&set)?);
     }
     let key = key.clone();
     let previous = match &current {
+        Some(_) if shown && !marker.layout.is_empty() && format.caches_parts() => {
+            read_parts_cache(stores, root, &marker.state_digest).await?
+        }
         Some((bytes, _)) if shown && !marker.layout.is_empty() => format.reusable_body(bytes),
         _ => None,
     };
@@ -195,10 +212,23 @@ pub(super) async fn publish_root<F: Format>(
         .iter()
         .map(|(k, r)| (*k, r.id.clone()))
         .collect();
-    let (format_, root_) = (format.clone(), root.clone());
-    let (rendered, bytes, layout) = tokio::task::spawn_blocking(move || {
+    let (format_, root_, digest_) = (format.clone(), root.clone(), digest.clone());
+    let rendered = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
         let (format, root) = (format_, root_);
-        let rendered = format.render_root(&root, &parts);
+        let mut rendered = format.render_root(&root, &parts);
+        // Formats whose root file holds no parts keep them in one private
+        // object, headed by the state digest it was rendered from.
+        let cache = format.caches_parts().then(|| {
+            let mut cache = format!("{digest_}\n").into_bytes();
+            let start = cache.len() as u64;
+            let mut spans = Vec::with_capacity(parts.len());
+            for part in &parts {
+                spans.push((cache.len() as u64 - start, part.bytes.len() as u64));
+                cache.extend_from_slice(&part.bytes);
+            }
+            rendered.spans = spans;
+            cache
+        });
         let layout: Vec<PartSpan> = ids
             .into_iter()
             .zip(rendered.spans.iter())
@@ -210,16 +240,29 @@ pub(super) async fn publish_root<F: Format>(
             })
             .collect();
         let body = rendered.body.clone();
-        let bytes = match &key {
-            Some(key) => format.sign(body, key),
-            None => body,
+        let (bytes, signed) = match &key {
+            Some(key) => (
+                format.sign(body, key)?,
+                format.signed_files(&root, &rendered, key)?,
+            ),
+            None => (body, Vec::new()),
         };
-        (rendered, bytes, layout)
+        Ok((rendered, bytes, signed, layout, cache))
     })
     .await
     .map_err(|e| StorageError::backend("render", &root_key.path(), e))?;
+    let (rendered, bytes, signed, layout, cache) = rendered?;
+    if let Some(cache) = cache {
+        stores
+            .put(
+                &Key::PartsCache(root.clone()),
+                cache.into(),
+                PutMode::Overwrite,
+            )
+            .await?;
+    }
     // Auxiliary files first: the root file is the commit point.
-    for (aux, body) in rendered.files {
+    for (aux, body) in rendered.files.into_iter().chain(signed) {
         stores.put(&aux, body.into(), PutMode::Overwrite).await?;
     }
     let written = match stores

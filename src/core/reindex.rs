@@ -16,7 +16,6 @@ use super::pending::{
 };
 use crate::formats::{Format, Part};
 use crate::repo::{Key, RootId};
-use crate::signing::SigningKey;
 use crate::storage::{ObjectMeta, PutMode, StorageError};
 use crate::stores::Stores;
 
@@ -41,14 +40,14 @@ pub struct Reindexed {
 /// What a caller already knows, to save requests: the pending changes it
 /// stored itself (not read back) and the signing key it loaded.
 #[derive(Debug, Clone)]
-pub struct Known<R> {
+pub struct Known<R, K> {
     /// Pending changes this caller stored for the root.
     pub pending: Vec<PendingChange<R>>,
     /// The root's signing key, loaded for this publish.
-    pub key: Option<SigningKey>,
+    pub key: Option<K>,
 }
 
-impl<R> Default for Known<R> {
+impl<R, K> Default for Known<R, K> {
     fn default() -> Self {
         Self {
             pending: Vec::new(),
@@ -75,7 +74,7 @@ pub async fn reindex_with<F: Format>(
     stores: &Stores,
     format: &F,
     root: &RootId,
-    known: Known<F::Record>,
+    known: Known<F::Record, F::SignKey>,
 ) -> Result<Reindexed, IndexError> {
     let conditional = stores.conditional_writes().await?;
     let state_key = Key::IndexState(root.clone());

@@ -37,8 +37,8 @@ type Cache = HashMap<CacheKey, (Instant, Arc<KeySet>)>;
 
 static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn cache_key(stores: &Stores, repo: &RepoId) -> CacheKey {
-    (stores.private().describe().to_owned(), repo.scope())
+fn cache_key(stores: &Stores, scope: &Scope) -> CacheKey {
+    (stores.private().describe().to_owned(), scope.clone())
 }
 
 /// The key set that signs `repo`, from this process's cache when it is younger
@@ -46,7 +46,13 @@ fn cache_key(stores: &Stores, repo: &RepoId) -> CacheKey {
 ///
 /// Call it once per publish round and sign everything of the round with it.
 pub async fn key_set_for(stores: &Stores, repo: &RepoId) -> Result<Arc<KeySet>, KeyError> {
-    let key = cache_key(stores, repo);
+    key_set_for_scope(stores, &repo.scope()).await
+}
+
+/// [`key_set_for`] for any scope with a distro (a Debian suite signs at its
+/// version's scope).
+pub async fn key_set_for_scope(stores: &Stores, scope: &Scope) -> Result<Arc<KeySet>, KeyError> {
+    let key = cache_key(stores, scope);
     {
         let cache = CACHE.lock().expect("key cache lock");
         if let Some((at, set)) = cache.get(&key) {
@@ -55,7 +61,7 @@ pub async fn key_set_for(stores: &Stores, repo: &RepoId) -> Result<Arc<KeySet>, 
             }
         }
     }
-    let set = Arc::new(load_key_set(stores, repo).await?);
+    let set = Arc::new(load_key_set_for_scope(stores, scope).await?);
     let mut cache = CACHE.lock().expect("key cache lock");
     cache.retain(|_, (at, _)| at.elapsed() < KEY_SET_CACHE_TTL);
     cache.insert(key, (Instant::now(), set.clone()));
@@ -68,8 +74,12 @@ pub async fn key_set_for(stores: &Stores, repo: &RepoId) -> Result<Arc<KeySet>, 
 /// storing it and publishing its public keys) has its public keys published
 /// here first: no index is ever signed by a key clients cannot fetch.
 pub async fn load_key_set(stores: &Stores, repo: &RepoId) -> Result<KeySet, KeyError> {
-    let scopes: Vec<Scope> = repo
-        .scope()
+    load_key_set_for_scope(stores, &repo.scope()).await
+}
+
+/// [`load_key_set`] for any scope with a distro.
+pub async fn load_key_set_for_scope(stores: &Stores, scope: &Scope) -> Result<KeySet, KeyError> {
+    let scopes: Vec<Scope> = scope
         .ancestry()
         .into_iter()
         .filter(|s| s.distro.is_some())
@@ -78,9 +88,9 @@ pub async fn load_key_set(stores: &Stores, repo: &RepoId) -> Result<KeySet, KeyE
     let found = futures::future::try_join_all(reads).await?;
     let Some((set, _)) = found.into_iter().flatten().next() else {
         return Err(KeyError::Missing {
-            repo: repo.clone(),
-            org: repo.org.to_string(),
-            distro: repo.distro.to_string(),
+            repo: scope.to_string(),
+            org: scope.org.to_string(),
+            distro: scope.distro.map_or_else(String::new, |d| d.to_string()),
         });
     };
     if set.is_pending() {

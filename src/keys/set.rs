@@ -271,7 +271,7 @@ mod tests {
     fn scope() -> Scope {
         Scope::new(
             Org::parse("acme").unwrap(),
-            Some(Distro::Alpine),
+            Some(Distro::ALPINE),
             None,
             None,
         )

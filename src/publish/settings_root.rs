@@ -15,7 +15,6 @@ use crate::core::RootProblem;
 use crate::formats::apk::ApkRecord;
 use crate::formats::{Format, Part, RenderedRoot};
 use crate::repo::{Key, RootId};
-use crate::signing::SigningKey;
 
 /// One setting of a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +66,11 @@ fn settings_of<'a>(entries: impl IntoIterator<Item = &'a SettingsEntry>) -> Repo
 impl Format for SettingsFormat {
     type Record = SettingsEntry;
     type PartMeta = NoMeta;
+    type SignKey = ();
+
+    fn pick_key(&self, _set: &crate::keys::KeySet) -> Result<(), crate::keys::KeyError> {
+        Ok(())
+    }
 
     fn entry_key(&self, record: &SettingsEntry) -> String {
         match record {
@@ -91,7 +95,7 @@ impl Format for SettingsFormat {
     }
 
     fn root_file(&self, root: &RootId) -> Key {
-        Key::RepoSettings(root.repo().clone())
+        Key::RepoSettings(root.repo().expect("a settings root has a repo").clone())
     }
 
     fn render_root(&self, _root: &RootId, parts: &[Part<NoMeta>]) -> RenderedRoot {
@@ -120,15 +124,15 @@ impl Format for SettingsFormat {
         false
     }
 
-    fn sign(&self, body: Vec<u8>, _key: &SigningKey) -> Vec<u8> {
-        body
+    fn sign(&self, body: Vec<u8>, _key: &()) -> Result<Vec<u8>, crate::keys::KeyError> {
+        Ok(body)
     }
 
     fn verify(
         &self,
         _published: &[u8],
         _records: &[&SettingsEntry],
-        _key: Option<&SigningKey>,
+        _key: Option<&()>,
     ) -> Vec<RootProblem> {
         vec![RootProblem::Differs]
     }

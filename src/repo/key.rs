@@ -1,7 +1,10 @@
 //! Every object we store ([`Key`]): its path in the public or private tree,
 //! and the headers a public object is served with.
 
-use super::{Arch, CONFIG_PREFIX, Org, RepoArch, RepoId, RootId, STATIC_PREFIX, Scope, Segment};
+use super::{
+    Arch, CONFIG_PREFIX, Distro, Org, RepoArch, RepoId, RootId, STATIC_PREFIX, Scope, Segment,
+    SuiteId,
+};
 
 /// Which tree, and so which store, an object belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,9 +15,128 @@ pub enum Tree {
     Private,
 }
 
+/// A file under a Debian-style suite's `dists/<suite>/` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DistsFile {
+    /// The clearsigned `Release` (what apt reads first).
+    InRelease,
+    /// The unsigned `Release`.
+    Release,
+    /// The detached signature of `Release`.
+    ReleaseGpg,
+    /// `<component>/binary-<arch>/Packages[.<ext>]`.
+    Packages {
+        /// The component (repo).
+        component: Segment,
+        /// The arch.
+        arch: Arch,
+        /// `None`, `Some("gz")` or `Some("xz")`.
+        compression: Option<&'static str>,
+    },
+    /// `<component>/binary-<arch>/Release`.
+    ArchRelease {
+        /// The component (repo).
+        component: Segment,
+        /// The arch.
+        arch: Arch,
+    },
+    /// `<component>/binary-<arch>/by-hash/SHA256/<hex>`: an index file by content.
+    ByHash {
+        /// The component (repo).
+        component: Segment,
+        /// The arch.
+        arch: Arch,
+        /// Lowercase hex SHA-256 of the content.
+        sha256: Segment,
+    },
+}
+
+impl DistsFile {
+    /// The path below `dists/<suite>/`.
+    pub fn path(&self) -> String {
+        match self {
+            DistsFile::InRelease => "InRelease".to_owned(),
+            DistsFile::Release => "Release".to_owned(),
+            DistsFile::ReleaseGpg => "Release.gpg".to_owned(),
+            DistsFile::Packages {
+                component,
+                arch,
+                compression,
+            } => match compression {
+                Some(ext) => format!("{component}/binary-{arch}/Packages.{ext}"),
+                None => format!("{component}/binary-{arch}/Packages"),
+            },
+            DistsFile::ArchRelease { component, arch } => {
+                format!("{component}/binary-{arch}/Release")
+            }
+            DistsFile::ByHash {
+                component,
+                arch,
+                sha256,
+            } => format!("{component}/binary-{arch}/by-hash/SHA256/{sha256}"),
+        }
+    }
+}
+
+/// The pool folder prefix of a source package, by Debian's rule: its first
+/// letter, or `lib` and the next letter for sources starting with `lib`.
+pub fn pool_prefix(source: &str) -> &str {
+    let end = if source.len() > 3 && source.starts_with("lib") {
+        4
+    } else {
+        1
+    };
+    source.get(..end).unwrap_or(source)
+}
+
 /// Every object we store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
+    /// A `.deb` in a Debian-style distro's pool, shared by its suites:
+    /// `pool/<component>/<prefix>/<source>/<file>`.
+    Pool {
+        /// The organization.
+        org: Org,
+        /// The distro.
+        distro: Distro,
+        /// The component (repo) it was uploaded to.
+        component: Segment,
+        /// The source package name.
+        source: Segment,
+        /// The file name (`<package>_<version>_<arch>.deb`).
+        file: Segment,
+    },
+    /// What a pool file holds (its SHA-256 and the suite it was first
+    /// published to), in the private tree.
+    PoolRecord {
+        /// The organization.
+        org: Org,
+        /// The distro.
+        distro: Distro,
+        /// The component.
+        component: Segment,
+        /// The source package name.
+        source: Segment,
+        /// The file name.
+        file: Segment,
+    },
+    /// A file of a suite's (or a suite alias's) `dists/` folder.
+    Dists {
+        /// The suite (or the alias, named as a suite).
+        suite: SuiteId,
+        /// Which file.
+        file: DistsFile,
+    },
+    /// The suite aliases of a Debian-style distro (`stable -> bookworm`).
+    SuiteAliases {
+        /// The organization.
+        org: Org,
+        /// The distro.
+        distro: Distro,
+    },
+    /// Every chunk part of a root, one after another (formats whose root
+    /// file holds no parts: [`crate::formats::Format::caches_parts`]).
+    PartsCache(RootId),
     /// A package file in one arch of a repo.
     Package {
         /// Where.
@@ -108,13 +230,44 @@ impl Key {
             Key::Token { level, hash } => {
                 format!("{}{hash}.json", Key::tokens_prefix(level.as_ref()))
             }
+            Key::Pool {
+                org,
+                distro,
+                component,
+                source,
+                file,
+            } => format!(
+                "{STATIC_PREFIX}{org}/{distro}/pool/{component}/{}/{source}/{file}",
+                pool_prefix(source.as_str())
+            ),
+            Key::PoolRecord {
+                org,
+                distro,
+                component,
+                source,
+                file,
+            } => format!("{CONFIG_PREFIX}{org}/{distro}/_pool/{component}/{source}/{file}.json"),
+            Key::Dists { suite, file } => format!(
+                "{STATIC_PREFIX}{}/dists/{}/{}",
+                suite.distro_path(),
+                suite.suite,
+                file.path()
+            ),
+            Key::SuiteAliases { org, distro } => {
+                format!("{CONFIG_PREFIX}{org}/{distro}/_aliases.json")
+            }
+            Key::PartsCache(root) => format!("{CONFIG_PREFIX}{}/parts.bin", root.path()),
         }
     }
 
     /// The tree the object lives in.
     pub fn tree(&self) -> Tree {
         match self {
-            Key::Package { .. } | Key::Index(_) | Key::PublicKey { .. } => Tree::Public,
+            Key::Package { .. }
+            | Key::Index(_)
+            | Key::PublicKey { .. }
+            | Key::Pool { .. }
+            | Key::Dists { .. } => Tree::Public,
             _ => Tree::Private,
         }
     }
@@ -219,6 +372,11 @@ impl Key {
             Key::Package { .. } => ObjectKind::Package,
             Key::Index(_) => ObjectKind::SignedIndex,
             Key::PublicKey { .. } => ObjectKind::PublicKey,
+            Key::Pool { .. } => ObjectKind::Package,
+            Key::Dists { file, .. } => match file {
+                DistsFile::ByHash { .. } => ObjectKind::ContentNamed,
+                _ => ObjectKind::SignedIndex,
+            },
             // Private objects are never served; what they carry does not matter.
             _ => return cache_control_for(&self.path()),
         };
@@ -241,6 +399,15 @@ pub fn content_type_for(path: &str) -> &'static str {
         "application/gzip"
     } else if path.ends_with(".rsa.pub") || path.ends_with(".pem") {
         "application/x-pem-file"
+    } else if path.ends_with(".deb") {
+        "application/vnd.debian.binary-package"
+    } else if path.ends_with(".asc") || path.ends_with(".gpg") {
+        "application/pgp-keys"
+    } else if path.ends_with("/InRelease")
+        || path.ends_with("/Release")
+        || path.ends_with("/Packages")
+    {
+        "text/plain; charset=utf-8"
     } else if path.ends_with(".json") {
         "application/json"
     } else {

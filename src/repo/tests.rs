@@ -28,7 +28,7 @@ fn builds_keys() {
     );
     let scope = Scope::new(
         Org::parse("acme").unwrap(),
-        Some(Distro::Alpine),
+        Some(Distro::ALPINE),
         None,
         None,
     )

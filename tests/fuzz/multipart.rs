@@ -51,7 +51,7 @@ fn fuzz_multipart_upload() {
         let publisher = Publisher::new(stores.clone());
         let org = Org::parse("acme").unwrap();
         publisher.create_org(&org).await.unwrap();
-        let scope = Scope::new(org, Some(Distro::Alpine), None, None).unwrap();
+        let scope = Scope::new(org, Some(Distro::ALPINE), None, None).unwrap();
         let pem = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/keys/test-signing.rsa"),

@@ -162,7 +162,7 @@ impl TestApp {
         for name in ["other", "acme"] {
             let org = Org::parse(name).unwrap();
             publisher.create_org(&org).await.expect("create org");
-            let scope = Scope::new(org, Some(Distro::Alpine), None, None).unwrap();
+            let scope = Scope::new(org, Some(Distro::ALPINE), None, None).unwrap();
             // The last one, acme's, is kept.
             key_name = packages::keys::import(&stores, &scope, &test_key_pem())
                 .await

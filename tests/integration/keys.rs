@@ -17,13 +17,13 @@ use crate::support::{
 };
 
 fn distro_scope() -> Scope {
-    Scope::new(Org::parse(ORG).unwrap(), Some(Distro::Alpine), None, None).unwrap()
+    Scope::new(Org::parse(ORG).unwrap(), Some(Distro::ALPINE), None, None).unwrap()
 }
 
 fn version_scope() -> Scope {
     Scope::new(
         Org::parse(ORG).unwrap(),
-        Some(Distro::Alpine),
+        Some(Distro::ALPINE),
         Some(Segment::parse("version", VERSION).unwrap()),
         None,
     )

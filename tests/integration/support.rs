@@ -995,7 +995,7 @@ pub async fn setup_repo(stores: Stores) -> TestRepo {
     let publisher = packages::publish::Publisher::new(stores.clone());
     let org = Org::parse(ORG).unwrap();
     publisher.create_org(&org).await.expect("create org");
-    let scope = Scope::new(org, Some(Distro::Alpine), None, None).unwrap();
+    let scope = Scope::new(org, Some(Distro::ALPINE), None, None).unwrap();
     let key = packages::keys::import(&stores, &scope, &test_key_pem())
         .await
         .expect("import key");

@@ -18,8 +18,9 @@ use super::limits::{LimitProblem, Severity, check_index_text, check_rendered_rec
 use super::segmented::{CHUNKS, TextSegment, chunk_of};
 use crate::core::RootProblem;
 use crate::formats::{ClientReport, Format, Part, RenderedRoot};
+use crate::keys::{KeyError, KeySet};
 use crate::repo::{Key, RepoArch, RootId};
-use crate::signing::SigningKey;
+use crate::signing::{SigningError, SigningKey};
 
 /// The Alpine Linux format (`.apk` packages, `APKINDEX.tar.gz` per repo arch).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +49,14 @@ fn root_arch(root: &RootId) -> &RepoArch {
 impl Format for Alpine {
     type Record = ApkRecord;
     type PartMeta = SegmentMeta;
+    type SignKey = SigningKey;
+
+    fn pick_key(&self, set: &KeySet) -> Result<SigningKey, KeyError> {
+        set.signing_key().cloned().ok_or_else(|| KeyError::Signing {
+            key: Key::PrivateKey(set.scope().clone()).path(),
+            reason: SigningError::InvalidKey("the key set has no active RSA key".to_owned()),
+        })
+    }
 
     fn entry_key(&self, record: &ApkRecord) -> String {
         record.file_name()
@@ -101,8 +110,8 @@ impl Format for Alpine {
         split_signed(published).map(|(_, _, unsigned)| unsigned)
     }
 
-    fn sign(&self, body: Vec<u8>, key: &SigningKey) -> Vec<u8> {
-        sign_unsigned(body, key)
+    fn sign(&self, body: Vec<u8>, key: &SigningKey) -> Result<Vec<u8>, KeyError> {
+        Ok(sign_unsigned(body, key))
     }
 
     /// Inflates the `APKINDEX` and checks it with
