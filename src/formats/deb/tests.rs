@@ -194,6 +194,14 @@ fn hand_built_deb_reads() {
     ]);
     let pkg = read_deb(&with_extra[..], &DebLimits::default()).expect("valid with extras");
     assert_eq!(pkg.source, "tiny");
+    // dpkg-deb --build only warns about a missing Maintainer or Description.
+    let bare = deb(
+        "Package: bare\nVersion: 0\nArchitecture: all\n",
+        &data_tar(),
+    );
+    let pkg = read_deb(&bare[..], &DebLimits::default()).expect("valid without Description");
+    assert_eq!(pkg.field("Description"), None);
+    assert_eq!(pkg.file_name(), "bare_0_all.deb");
 }
 
 #[test]
