@@ -20,6 +20,7 @@ use crate::keys::{KeyError, KeySet};
 use crate::repo::{Key, RootId};
 
 pub mod apk;
+pub mod deb;
 
 /// One chunk's cached rendering: the bytes a root file is assembled from and
 /// what the format needs to know about them without reading them (kept in
