@@ -37,7 +37,7 @@ pub use chunks::{
     replace_records,
 };
 pub use pending::{Change, PendingChange, add_pending};
-pub use reindex::{Known, Reindexed, reindex, reindex_with};
+pub use reindex::{Known, Reindexed, reindex, reindex_with, republish};
 
 /// How long a merged pending change is kept on stores without conditional
 /// writes, so that a writer that read the state before it was merged still

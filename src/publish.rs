@@ -21,7 +21,9 @@ use crate::repo::{Arch, Key, NameError, Org, RepoArch, RepoId, Segment, Tree};
 use crate::storage::{Payload, PutMode, StorageError};
 use crate::stores::Stores;
 
+mod aliases;
 mod batch;
+pub mod deb;
 pub mod commit;
 mod gc;
 mod orgs;
@@ -35,6 +37,7 @@ mod upload;
 /// gets a copy of every noarch package).
 pub const DEFAULT_MAX_ARCHES: usize = 64;
 
+pub use aliases::Aliases;
 pub use batch::Expect;
 
 /// Default time a removed package's file stays downloadable.
@@ -115,6 +118,27 @@ pub enum PublishError {
     /// Nothing matched.
     #[error("{0}")]
     NotFound(String),
+    /// The `.deb` file was refused.
+    #[error("{file}: {reason}")]
+    Deb {
+        /// The file as the user named it.
+        file: String,
+        /// Why.
+        reason: crate::formats::deb::DebError,
+    },
+    /// The pool already holds different bytes under this name.
+    #[error(
+        "{file}: the pool already holds a different file under this name, published to suite `{suite}` (pool files are shared by every suite of the distro and immutable: give the package a new version)"
+    )]
+    PoolConflict {
+        /// The pool path.
+        file: String,
+        /// The suite that published the other bytes first.
+        suite: String,
+    },
+    /// An alias cannot be set this way.
+    #[error("{0}")]
+    InvalidAlias(String),
     /// The index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -193,6 +217,8 @@ pub struct Upload {
 pub struct Published {
     /// The arch.
     pub arch: String,
+    /// The package's file name (`<name>-<version>.apk`, `<name>_<version>_<arch>.deb`).
+    pub file: String,
     /// The index record, as published.
     pub record: ApkRecord,
     /// Whether the identical package was there already.

@@ -152,7 +152,7 @@ impl From<&Published> for PackageInfo {
             name: published.record.name.clone(),
             version: published.record.version.clone(),
             arch: published.arch.clone(),
-            file: published.record.file_name(),
+            file: published.file.clone(),
             size: published.record.file_size,
             installed_size: published.record.installed_size,
             checksum: published.record.checksum.clone(),

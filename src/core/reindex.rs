@@ -68,6 +68,18 @@ pub async fn reindex<F: Format>(
     reindex_with(stores, format, root, Known::default()).await
 }
 
+/// Rewrites and re-signs the files of `root` from its records whatever the
+/// marker says (after merging pending changes): for changes outside the
+/// records, such as a Debian suite gaining an alias.
+pub async fn republish<F: Format>(
+    stores: &Stores,
+    format: &F,
+    root: &RootId,
+) -> Result<Reindexed, IndexError> {
+    super::marker::forget(stores, root).await?;
+    reindex(stores, format, root).await
+}
+
 /// [`reindex`], with what the caller already knows.
 #[tracing::instrument(skip(stores, format, known), fields(root = %root))]
 pub async fn reindex_with<F: Format>(

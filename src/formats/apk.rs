@@ -55,7 +55,7 @@ impl Default for ApkLimits {
 
 /// One package as it appears in an `APKINDEX`: everything the index needs,
 /// so an index can be rendered from records alone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApkRecord {
     /// `C:` identity: `Q1` + base64(SHA-1 of the stored control member).
     pub checksum: String,

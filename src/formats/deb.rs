@@ -17,11 +17,13 @@ mod decompress;
 mod names;
 mod read;
 mod stanza;
+pub mod suite;
 mod tar;
 
 pub use control::parse_control;
 pub use names::{is_valid_arch, is_valid_package_name, is_valid_version};
 pub use read::read_deb;
+pub use suite::{DebRecord, DebSuite};
 
 use serde::{Deserialize, Serialize};
 

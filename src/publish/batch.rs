@@ -114,6 +114,17 @@ impl Publisher {
         &self,
         uploads: &[Upload],
     ) -> Result<Vec<Result<Vec<Published>, PublishError>>, PublishError> {
+        use crate::repo::Family;
+        let families: BTreeSet<Family> = uploads.iter().map(|u| u.repo.distro.family()).collect();
+        if families.contains(&Family::Deb) {
+            if families.len() > 1 {
+                return Err(PublishError::NotFound(
+                    "one upload goes to one distro family: upload .apk and .deb files separately"
+                        .to_owned(),
+                ));
+            }
+            return self.upload_many_deb(uploads).await;
+        }
         for org in uploads.iter().map(|u| &u.repo.org).collect::<BTreeSet<_>>() {
             self.require_org(org).await?;
         }
@@ -182,6 +193,7 @@ impl Publisher {
                     .await;
                 let published = match stored {
                     Ok((unchanged, _pending)) => Ok(Published {
+                        file: record.file_name(),
                         arch: arch.to_string(),
                         record,
                         unchanged,

@@ -9,6 +9,9 @@ impl Publisher {
         repo: &RepoId,
         arch: Option<&Arch>,
     ) -> Result<Vec<Listed>, PublishError> {
+        if repo.distro.family() == crate::repo::Family::Deb {
+            return self.list_deb(repo, arch).await;
+        }
         self.require_org(&repo.org).await?;
         let arches = match arch {
             Some(arch) => vec![arch.clone()],
@@ -35,6 +38,9 @@ impl Publisher {
         arch: Option<&Arch>,
         what: &str,
     ) -> Result<Vec<Listed>, PublishError> {
+        if repo.distro.family() == crate::repo::Family::Deb {
+            return self.remove_deb(repo, arch, what).await;
+        }
         let listed = self.list(repo, arch).await?;
         let matching: Vec<Listed> = listed
             .into_iter()

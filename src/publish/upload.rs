@@ -35,6 +35,9 @@ impl Publisher {
     /// returns once the signed indexes list it.
     #[tracing::instrument(skip(self, upload), fields(repo = %upload.repo, file = %upload.display_name))]
     pub async fn upload(&self, upload: &Upload) -> Result<Vec<Published>, PublishError> {
+        if upload.repo.distro.family() == crate::repo::Family::Deb {
+            return self.upload_deb(upload).await;
+        }
         // The signing key signs this upload's publishes: one look-up. A
         // repo with a key has an org, so the org is checked only without one.
         let key = keys::signing_key_for(&self.stores, &upload.repo).await;
@@ -64,6 +67,7 @@ impl Publisher {
                 )
                 .await?;
             published.push(Published {
+                file: record.file_name(),
                 arch: arch.to_string(),
                 record,
                 unchanged,

@@ -1,0 +1,609 @@
+//! Debian-style suites as the publish core sees them ([`DebSuite`]).
+//!
+//! One root per suite (`dists/<suite>/`) covering every component and
+//! arch, so uploads to different components of one suite go through one
+//! manifest and never lose each other, and one signed `InRelease` names every
+//! index file of the suite.
+//!
+//! Each chunk's part holds, per `(component, arch)` section of its records,
+//! the `Packages` text and that text as a raw deflate segment ended by a full
+//! flush; `Packages.gz` is assembled from the segments without compressing
+//! unchanged chunks again (the technique of `src/formats/apk/segmented.rs`).
+//! `Architecture: all` packages are one record each, listed in `binary-all`
+//! and in every arch's `Packages` (`No-Support-for-Architecture-all:
+//! Packages`, as Debian's archive does). Every index file is also written
+//! under `by-hash/SHA256/` (`Acquire-By-Hash: yes`), where older copies stay
+//! for `gc`'s grace period, so an apt holding an older `InRelease` never
+//! sees "Hash Sum mismatch".
+//!
+//! Suite aliases (`stable -> bookworm`) are written by the suite they point
+//! to: the same index files under `dists/<alias>/`, and a `Release` whose
+//! `Suite:` is the alias, signed on its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::core::RootProblem;
+use crate::formats::apk::segmented::compress_segment;
+use crate::formats::{Format, Part, RenderedRoot};
+use crate::keys::{KeyError, KeySet};
+use crate::repo::{Arch, DistsFile, Key, RootId, Segment, SuiteId};
+use crate::signing::{PrivateKey, SignatureFormat, Signer, SigningError};
+
+/// How many chunks a suite's records are split into (by entry key hash).
+pub const CHUNKS: u32 = 64;
+
+/// The arch value of arch-independent packages.
+pub const ARCH_ALL: &str = "all";
+
+/// The gzip header of every `Packages.gz`: no name, mtime 0, OS Unix.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03];
+
+/// One published `.deb` in one component of a suite: the record the core keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebRecord {
+    /// The component (repo) it is published in.
+    pub component: String,
+    /// `Package:`.
+    pub package: String,
+    /// `Version:`.
+    pub version: String,
+    /// `Architecture:` (`all` for arch-independent packages).
+    pub architecture: String,
+    /// `<package>_<version without epoch>_<arch>.deb`.
+    pub file_name: String,
+    /// The source package name (the pool folder).
+    pub source: String,
+    /// `Filename:`: the pool path below the distro (`pool/main/h/hello/…`).
+    pub filename: String,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// The `Packages` entry, ending in one `\n` (no blank line).
+    pub stanza: String,
+}
+
+impl DebRecord {
+    /// The entry key within the suite: `<component>/<file name>`.
+    pub fn entry(&self) -> String {
+        format!("{}/{}", self.component, self.file_name)
+    }
+}
+
+/// One `(component, arch)` section of a chunk's part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// The component.
+    pub component: String,
+    /// The arch (`all` included).
+    pub arch: String,
+    /// Length of the `Packages` text.
+    pub text_len: u64,
+    /// CRC-32 of the text.
+    pub crc32: u32,
+    /// Length of the deflate segment following the text in the part.
+    pub deflate_len: u64,
+}
+
+/// What the manifest keeps about a chunk's part: its sections, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteParts {
+    /// The sections; the part's bytes are each section's text then its deflate segment.
+    pub sections: Vec<Section>,
+}
+
+/// A Debian-style suite as a [`Format`]: what the suite's `Release` says
+/// besides its files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DebSuite {
+    /// Aliases pointing at this suite (`stable`, `12`).
+    pub aliases: Vec<Segment>,
+}
+
+fn root_suite(root: &RootId) -> &SuiteId {
+    match root {
+        RootId::Suite(suite) => suite,
+        _ => panic!("Debian roots are suites: the core only gets roots from the format"),
+    }
+}
+
+/// One index file of the suite, with what `Release` lists about it.
+struct IndexFile {
+    file: DistsFile,
+    bytes: Vec<u8>,
+    md5: String,
+    sha256: String,
+}
+
+impl IndexFile {
+    fn new(file: DistsFile, bytes: Vec<u8>) -> Self {
+        Self {
+            md5: hex::encode(Md5::digest(&bytes)),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            file,
+            bytes,
+        }
+    }
+}
+
+/// Assembles one gzip member from deflate segments (each ended by a full
+/// flush) with their CRCs and lengths.
+fn gzip_member(segments: &[(&[u8], u32, u64)]) -> Vec<u8> {
+    let size: usize = segments.iter().map(|(d, _, _)| d.len()).sum();
+    let tail = compress_segment(b"", true);
+    let mut out = Vec::with_capacity(GZIP_HEADER.len() + size + tail.deflate.len() + 8);
+    out.extend_from_slice(&GZIP_HEADER);
+    let mut crc = crc32fast::Hasher::new();
+    let mut total: u64 = 0;
+    for (deflate, crc32, len) in segments {
+        out.extend_from_slice(deflate);
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(*crc32, *len));
+        total += len;
+    }
+    out.extend_from_slice(&tail.deflate);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE is the length modulo 2^32, by the gzip format.
+    out.extend_from_slice(&((total & 0xffff_ffff) as u32).to_le_bytes());
+    out
+}
+
+/// The `Date:` of a `Release`, as Debian writes it (`Sat, 10 Aug 2024 09:09:13 UTC`).
+fn release_date() -> String {
+    httpdate::fmt_http_date(std::time::SystemTime::now()).replace("GMT", "UTC")
+}
+
+impl DebSuite {
+    /// The `Release` text of `suite` shown as `name` (the suite or an alias).
+    fn release_text(
+        &self,
+        suite: &SuiteId,
+        name: &str,
+        date: &str,
+        components: &BTreeSet<String>,
+        arches: &BTreeSet<String>,
+        files: &[IndexFile],
+    ) -> String {
+        let mut text = String::with_capacity(4096);
+        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(" ");
+        text.push_str(&format!("Origin: {}\n", suite.org));
+        text.push_str(&format!("Label: {} {}\n", suite.org, suite.distro));
+        text.push_str(&format!("Suite: {name}\n"));
+        text.push_str(&format!("Codename: {}\n", suite.suite));
+        text.push_str(&format!("Date: {date}\n"));
+        text.push_str(&format!("Architectures: {}\n", list(arches)));
+        text.push_str(&format!("Components: {}\n", list(components)));
+        text.push_str("Acquire-By-Hash: yes\n");
+        if arches.contains(ARCH_ALL) {
+            text.push_str("No-Support-for-Architecture-all: Packages\n");
+        }
+        // Only the files apt fetches by path are listed (not the by-hash copies).
+        let listed: Vec<&IndexFile> = files
+            .iter()
+            .filter(|f| !matches!(f.file, DistsFile::ByHash { .. }))
+            .collect();
+        text.push_str("MD5Sum:\n");
+        for f in &listed {
+            text.push_str(&format!(
+                " {} {:>16} {}\n",
+                f.md5,
+                f.bytes.len(),
+                f.file.path()
+            ));
+        }
+        text.push_str("SHA256:\n");
+        for f in &listed {
+            text.push_str(&format!(
+                " {} {:>16} {}\n",
+                f.sha256,
+                f.bytes.len(),
+                f.file.path()
+            ));
+        }
+        text
+    }
+
+    /// The index files of one `(component, arch)`: `Packages`, `.gz`, the
+    /// arch `Release` and the by-hash copies.
+    fn arch_files(
+        &self,
+        suite: &SuiteId,
+        component: &str,
+        arch: &str,
+        parts: &[Part<SuiteParts>],
+    ) -> Option<Vec<IndexFile>> {
+        let component_seg = Segment::parse("repo", component).ok()?;
+        let arch_seg = Arch::parse(arch).ok()?;
+        let mut text = Vec::new();
+        let mut segments: Vec<(&[u8], u32, u64)> = Vec::new();
+        for part in parts {
+            let mut at = 0usize;
+            for section in &part.meta.sections {
+                let text_len = usize::try_from(section.text_len).ok()?;
+                let deflate_len = usize::try_from(section.deflate_len).ok()?;
+                let wanted = section.component == component
+                    && (section.arch == arch || (arch != ARCH_ALL && section.arch == ARCH_ALL));
+                if wanted {
+                    text.extend_from_slice(part.bytes.get(at..at + text_len)?);
+                    let deflate = part
+                        .bytes
+                        .get(at + text_len..at + text_len + deflate_len)?;
+                    segments.push((deflate, section.crc32, section.text_len));
+                }
+                at += text_len + deflate_len;
+            }
+        }
+        let gz = gzip_member(&segments);
+        let release = format!(
+            "Archive: {}\nOrigin: {}\nLabel: {} {}\nComponent: {component}\nArchitecture: {arch}\n",
+            suite.suite, suite.org, suite.org, suite.distro
+        );
+        let packages = |compression| DistsFile::Packages {
+            component: component_seg.clone(),
+            arch: arch_seg.clone(),
+            compression,
+        };
+        let mut files = vec![
+            IndexFile::new(packages(None), text),
+            IndexFile::new(packages(Some("gz")), gz),
+            IndexFile::new(
+                DistsFile::ArchRelease {
+                    component: component_seg.clone(),
+                    arch: arch_seg.clone(),
+                },
+                release.into_bytes(),
+            ),
+        ];
+        let by_hash: Vec<IndexFile> = files[..2]
+            .iter()
+            .filter_map(|f| {
+                Some(IndexFile {
+                    file: DistsFile::ByHash {
+                        component: component_seg.clone(),
+                        arch: arch_seg.clone(),
+                        sha256: Segment::parse("sha256", &f.sha256).ok()?,
+                    },
+                    bytes: f.bytes.clone(),
+                    md5: f.md5.clone(),
+                    sha256: f.sha256.clone(),
+                })
+            })
+            .collect();
+        files.extend(by_hash);
+        Some(files)
+    }
+}
+
+/// Every key signing a suite: the OpenPGP keys of the set, active first.
+pub type SuiteKeys = Vec<PrivateKey>;
+
+fn signing_error(e: SigningError) -> KeyError {
+    KeyError::Signing {
+        key: "OpenPGP suite key".to_owned(),
+        reason: e,
+    }
+}
+
+/// Signs `text` with every key (one signature per key), as `format`.
+fn sign_with(keys: &SuiteKeys, text: &[u8], format: SignatureFormat) -> Result<Vec<u8>, KeyError> {
+    let first = keys.first().ok_or_else(|| KeyError::Signing {
+        key: "OpenPGP suite key".to_owned(),
+        reason: SigningError::InvalidKey("no OpenPGP key".to_owned()),
+    })?;
+    first.sign(text, format).map_err(signing_error)
+}
+
+/// The text a clearsigned `InRelease` signs (dash-escaping undone), if it is one.
+pub fn signed_text(in_release: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(in_release).ok()?;
+    let rest = text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----\n")?;
+    let (_, body) = rest.split_once("\n\n")?;
+    let (body, _) = body.split_once("\n-----BEGIN PGP SIGNATURE-----")?;
+    let lines: Vec<&str> = body
+        .split('\n')
+        .map(|l| l.strip_prefix("- ").unwrap_or(l))
+        .collect();
+    Some(lines.join("\n") + "\n")
+}
+
+/// The uncompressed `Packages` files a `Release` text lists in its
+/// `SHA256:` field, by path.
+fn listed_packages(release: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut in_sha256 = false;
+    for line in release.lines() {
+        if let Some(entry) = line.strip_prefix(' ') {
+            if !in_sha256 {
+                continue;
+            }
+            let fields: Vec<&str> = entry.split_whitespace().collect();
+            if let [sha, _, path] = fields.as_slice() {
+                if path.ends_with("/Packages") {
+                    out.insert((*path).to_owned(), (*sha).to_owned());
+                }
+            }
+        } else {
+            in_sha256 = line == "SHA256:";
+        }
+    }
+    out
+}
+
+impl Format for DebSuite {
+    type Record = DebRecord;
+    type PartMeta = SuiteParts;
+    type SignKey = SuiteKeys;
+
+    fn pick_key(&self, set: &KeySet) -> Result<SuiteKeys, KeyError> {
+        let mut keys: Vec<(bool, PrivateKey)> = set
+            .keys()
+            .iter()
+            .filter(|k| k.key.algorithm().as_str() == "openpgp")
+            .map(|k| (k.state != crate::keys::KeyState::Active, k.key.clone()))
+            .collect();
+        keys.sort_by_key(|(retiring, _)| *retiring);
+        if keys.first().is_none_or(|(retiring, _)| *retiring) {
+            return Err(KeyError::Signing {
+                key: Key::PrivateKey(set.scope().clone()).path(),
+                reason: SigningError::InvalidKey(
+                    "the key set has no active OpenPGP key (Debian suites are signed with \
+                     OpenPGP: run `packages key generate` for this distro)"
+                        .to_owned(),
+                ),
+            });
+        }
+        Ok(keys.into_iter().map(|(_, k)| k).collect())
+    }
+
+    fn entry_key(&self, record: &DebRecord) -> String {
+        record.entry()
+    }
+
+    fn chunks(&self) -> u32 {
+        CHUNKS
+    }
+
+    fn chunk_of(&self, entry: &str) -> u32 {
+        let digest = Sha256::digest(entry.as_bytes());
+        u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % CHUNKS
+    }
+
+    fn render_part(&self, records: &[&DebRecord]) -> Part<SuiteParts> {
+        let mut sections: BTreeMap<(&str, &str), String> = BTreeMap::new();
+        for record in records {
+            let text = sections
+                .entry((&record.component, &record.architecture))
+                .or_default();
+            text.push_str(&record.stanza);
+            text.push('\n');
+        }
+        let mut bytes = Vec::new();
+        let mut meta = SuiteParts::default();
+        for ((component, arch), text) in sections {
+            let segment = compress_segment(text.as_bytes(), false);
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.extend_from_slice(&segment.deflate);
+            meta.sections.push(Section {
+                component: component.to_owned(),
+                arch: arch.to_owned(),
+                text_len: segment.text_len,
+                crc32: segment.crc32,
+                deflate_len: segment.deflate.len() as u64,
+            });
+        }
+        Part { bytes, meta }
+    }
+
+    fn root_file(&self, root: &RootId) -> Key {
+        Key::Dists {
+            suite: root_suite(root).clone(),
+            file: DistsFile::InRelease,
+        }
+    }
+
+    fn render_root(&self, root: &RootId, parts: &[Part<SuiteParts>]) -> RenderedRoot {
+        let suite = root_suite(root);
+        let mut components = BTreeSet::new();
+        let mut arches = BTreeSet::new();
+        for section in parts.iter().flat_map(|p| &p.meta.sections) {
+            components.insert(section.component.clone());
+            arches.insert(section.arch.clone());
+        }
+        let mut index = Vec::new();
+        for component in &components {
+            for arch in &arches {
+                if let Some(files) = self.arch_files(suite, component, arch, parts) {
+                    index.extend(files);
+                }
+            }
+        }
+        let date = release_date();
+        let body = self.release_text(
+            suite,
+            suite.suite.as_str(),
+            &date,
+            &components,
+            &arches,
+            &index,
+        );
+        let mut files: Vec<(Key, Vec<u8>)> = Vec::new();
+        for alias in &self.aliases {
+            let alias_suite = SuiteId {
+                suite: alias.clone(),
+                ..suite.clone()
+            };
+            let text = self.release_text(
+                suite,
+                alias.as_str(),
+                &date,
+                &components,
+                &arches,
+                &index,
+            );
+            for f in &index {
+                files.push((
+                    Key::Dists {
+                        suite: alias_suite.clone(),
+                        file: f.file.clone(),
+                    },
+                    f.bytes.clone(),
+                ));
+            }
+            files.push((
+                Key::Dists {
+                    suite: alias_suite,
+                    file: DistsFile::Release,
+                },
+                text.into_bytes(),
+            ));
+        }
+        // The by-hash copies first, then the files apt fetches by path.
+        index.sort_by_key(|f| !matches!(f.file, DistsFile::ByHash { .. }));
+        let own: Vec<(Key, Vec<u8>)> = index
+            .into_iter()
+            .map(|f| {
+                (
+                    Key::Dists {
+                        suite: suite.clone(),
+                        file: f.file,
+                    },
+                    f.bytes,
+                )
+            })
+            .collect();
+        files.splice(0..0, own);
+        files.push((
+            Key::Dists {
+                suite: suite.clone(),
+                file: DistsFile::Release,
+            },
+            body.clone().into_bytes(),
+        ));
+        RenderedRoot {
+            files,
+            body: body.into_bytes(),
+            spans: Vec::new(),
+        }
+    }
+
+    fn reusable_body(&self, _published: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn caches_parts(&self) -> bool {
+        true
+    }
+
+    fn sign(&self, body: Vec<u8>, key: &SuiteKeys) -> Result<Vec<u8>, KeyError> {
+        sign_with(key, &body, SignatureFormat::Cleartext)
+    }
+
+    fn signed_files(
+        &self,
+        root: &RootId,
+        rendered: &RenderedRoot,
+        key: &SuiteKeys,
+    ) -> Result<Vec<(Key, Vec<u8>)>, KeyError> {
+        let suite = root_suite(root);
+        let mut out = vec![(
+            Key::Dists {
+                suite: suite.clone(),
+                file: DistsFile::ReleaseGpg,
+            },
+            sign_with(key, &rendered.body, SignatureFormat::Detached)?,
+        )];
+        for (k, bytes) in &rendered.files {
+            if let Key::Dists {
+                suite: shown,
+                file: DistsFile::Release,
+            } = k
+            {
+                if shown == suite {
+                    continue;
+                }
+                for (file, format) in [
+                    (DistsFile::InRelease, SignatureFormat::Cleartext),
+                    (DistsFile::ReleaseGpg, SignatureFormat::Detached),
+                ] {
+                    out.push((
+                        Key::Dists {
+                            suite: shown.clone(),
+                            file,
+                        },
+                        sign_with(key, bytes, format)?,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn verify(
+        &self,
+        published: &[u8],
+        records: &[&DebRecord],
+        key: Option<&SuiteKeys>,
+    ) -> Vec<RootProblem> {
+        let Some(text) = signed_text(published) else {
+            return vec![RootProblem::Malformed];
+        };
+        let mut problems = Vec::new();
+        if let Some(keys) = key {
+            let good = keys
+                .iter()
+                .any(|k| k.verify(text.as_bytes(), published, SignatureFormat::Cleartext));
+            if !good {
+                problems.push(RootProblem::BadSignature);
+            }
+        }
+        // The `Packages` files the records render to, by path and SHA-256,
+        // against those the published `Release` lists.
+        let mut chunks: BTreeMap<u32, Vec<&DebRecord>> = BTreeMap::new();
+        for record in records {
+            chunks
+                .entry(self.chunk_of(&record.entry()))
+                .or_default()
+                .push(record);
+        }
+        let parts: Vec<Part<SuiteParts>> = chunks
+            .values_mut()
+            .map(|list| {
+                list.sort_by_key(|r| r.entry());
+                self.render_part(list)
+            })
+            .collect();
+        let mut expected = BTreeMap::new();
+        let sections: BTreeSet<(String, String)> = parts
+            .iter()
+            .flat_map(|p| &p.meta.sections)
+            .map(|s| (s.component.clone(), s.arch.clone()))
+            .collect();
+        let components: BTreeSet<&String> = sections.iter().map(|(c, _)| c).collect();
+        let arches: BTreeSet<&String> = sections.iter().map(|(_, a)| a).collect();
+        let placeholder = SuiteId::new(
+            crate::repo::Org::parse("verify").expect("a valid org name"),
+            crate::repo::Distro::parse("debian").expect("a built-in distro"),
+            "verify",
+        )
+        .expect("a valid suite name");
+        for component in &components {
+            for arch in &arches {
+                for f in self
+                    .arch_files(&placeholder, component, arch, &parts)
+                    .unwrap_or_default()
+                {
+                    if matches!(f.file, DistsFile::Packages { compression: None, .. }) {
+                        expected.insert(f.file.path(), f.sha256);
+                    }
+                }
+            }
+        }
+        if listed_packages(&text) != expected {
+            problems.push(RootProblem::Differs);
+        }
+        problems
+    }
+}
