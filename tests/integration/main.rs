@@ -9,6 +9,8 @@ mod support;
 
 mod alpine;
 mod api;
+mod apt_client;
+mod apt_harness;
 mod bad_input;
 mod cdn;
 mod cli;
