@@ -12,6 +12,7 @@ mod org;
 mod output;
 mod packages;
 mod service;
+mod suite;
 mod token;
 
 use anyhow::{Context, Result};
@@ -79,6 +80,9 @@ pub enum Command {
     /// Maintain indexes
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Debian-style suites: aliases (`stable -> bookworm`)
+    #[command(subcommand)]
+    Suite(suite::SuiteCommand),
     /// Delete files of removed packages whose grace period is over
     Gc,
     /// Check the stores: reachable, credentials, conditional writes, clock skew, private-tree exposure
@@ -123,6 +127,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Org(command) => org::org(publisher, command, json).await,
         Command::Key(command) => key::key(publisher, command, json).await,
+        Command::Suite(command) => suite::suite(publisher, command, json).await,
         Command::Upload(args) => packages::upload(publisher, args, json).await,
         Command::List(args) => packages::list(publisher, args, json).await,
         Command::Remove(args) => packages::remove(publisher, args, json).await,

@@ -24,6 +24,7 @@ use crate::stores::Stores;
 mod aliases;
 mod batch;
 pub mod deb;
+mod deb_gc;
 pub mod commit;
 mod gc;
 mod orgs;
@@ -162,6 +163,9 @@ impl PublishError {
             self,
             PublishError::Package {
                 reason: ApkError::Io(_),
+                ..
+            } | PublishError::Deb {
+                reason: crate::formats::deb::DebError::Io(_),
                 ..
             }
         )

@@ -141,6 +141,8 @@ impl From<PublishError> for ApiError {
             PublishError::OrgExists(_)
             | PublishError::OrgNotEmpty(_)
             | PublishError::Conflict { .. }
+            | PublishError::PoolConflict { .. }
+            | PublishError::InvalidAlias(_)
             | PublishError::RecentlyRemoved { .. }
             | PublishError::Key(
                 KeyError::Missing { .. }
@@ -149,6 +151,7 @@ impl From<PublishError> for ApiError {
                 | KeyError::Conflict { .. },
             ) => StatusCode::CONFLICT,
             PublishError::Package { .. }
+            | PublishError::Deb { .. }
             | PublishError::ArchMismatch { .. }
             | PublishError::NoArchTargets { .. }
             | PublishError::Key(KeyError::Signing { .. }) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -10,6 +10,7 @@
 //! document is built from the same routes ([`crate::api::routes`]). The JSON
 //! bodies are in [`crate::wire`], shared with the CLI's client.
 
+mod aliases;
 mod index;
 mod keys;
 mod orgs;
@@ -46,6 +47,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(packages::list_packages, packages::upload_package))
         .routes(routes!(packages::delete_package))
         .routes(routes!(index::reindex))
+        .routes(routes!(aliases::list_aliases))
+        .routes(routes!(aliases::put_alias, aliases::delete_alias))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))

@@ -35,12 +35,35 @@ pub(super) async fn check(
 ) -> Result<()> {
     let repo = args.repo.repo()?;
     let mut arch = args.repo.arch()?;
-    let (name, version) = if let Some(path) = &args.apkbuild {
+    let deb = repo.distro.family() == crate::repo::Family::Deb;
+    let (name, _version, file) = if deb {
+        let path = args
+            .file
+            .clone()
+            .context("a Debian-style distro is checked with `--file <.deb>`")?;
+        let display = path.display().to_string();
+        let package = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            crate::formats::deb::read_deb(
+                std::io::BufReader::new(file),
+                &crate::formats::deb::DebLimits::default(),
+            )
+        })
+        .await?
+        .with_context(|| format!("{display}: not a valid .deb"))?;
+        (
+            package.package.clone(),
+            package.version.clone(),
+            package.file_name(),
+        )
+    } else if let Some(path) = &args.apkbuild {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
         let parsed = crate::apkbuild::parse(&text)
             .with_context(|| format!("{}: cannot read the package version", path.display()))?;
-        (parsed.pkgname.clone(), parsed.version())
+        let version = parsed.version();
+        let file = format!("{}-{version}.apk", parsed.pkgname);
+        (parsed.pkgname.clone(), version, file)
     } else {
         let path = args.file.clone().context("give `--apkbuild` or `--file`")?;
         let display = path.display().to_string();
@@ -56,9 +79,13 @@ pub(super) async fn check(
         if arch.is_none() && !package.is_noarch() {
             arch = Some(Arch::parse(package.arch())?);
         }
-        (package.record.name.clone(), package.record.version.clone())
+        let file = package.record.file_name();
+        (
+            package.record.name.clone(),
+            package.record.version.clone(),
+            file,
+        )
     };
-    let file = format!("{name}-{version}.apk");
     let found: Vec<String> = match publisher {
         Some(publisher) => match publisher.list(&repo, arch.as_ref()).await {
             Ok(listed) => listed

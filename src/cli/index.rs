@@ -6,7 +6,7 @@ use clap::Subcommand;
 use super::args::RepoArgs;
 use super::output::print_json;
 use crate::publish::Publisher;
-use crate::repo::{Arch, RepoId};
+use crate::repo::{Arch, Family, RepoId};
 
 /// `packages index ...`
 #[derive(Debug, Subcommand)]
@@ -31,7 +31,32 @@ async fn repo_arches(publisher: &Publisher, args: &RepoArgs) -> Result<(RepoId, 
     Ok((repo, arches))
 }
 
+/// `index check` of a Debian-style suite (the version of `args`).
+async fn check_suite(publisher: &Publisher, repo: &RepoId, json: bool) -> Result<()> {
+    let suite = repo.suite()?;
+    let problems = publisher.check_suite(&suite).await?;
+    let failing = problems.iter().any(|p| !p.is_warning());
+    if json {
+        print_json(&serde_json::json!({"suite": suite.to_string(), "problems": problems}))?;
+    } else {
+        if !failing {
+            println!("{suite}: ok");
+        }
+        for problem in &problems {
+            println!("{suite}: {}", serde_json::to_string(problem)?);
+        }
+    }
+    if failing {
+        bail!("{suite} needs `packages index repair`");
+    }
+    Ok(())
+}
+
 pub(super) async fn check_indexes(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
+    let repo = args.repo()?;
+    if repo.distro.family() == Family::Deb {
+        return check_suite(publisher, &repo, json).await;
+    }
     let (repo, arches) = repo_arches(publisher, &args).await?;
     let mut report = Vec::new();
     let mut bad = 0;
@@ -73,6 +98,17 @@ pub(super) async fn repair_indexes(
     args: RepoArgs,
     json: bool,
 ) -> Result<()> {
+    let repo = args.repo()?;
+    if repo.distro.family() == Family::Deb {
+        let suite = repo.suite()?;
+        let done = publisher.repair_suite(&suite).await?;
+        if json {
+            print_json(&serde_json::json!({"suite": suite.to_string(), "packages": done.reindexed.packages}))?;
+        } else {
+            println!("repaired {suite}: {} package(s)", done.reindexed.packages);
+        }
+        return Ok(());
+    }
     let (repo, arches) = repo_arches(publisher, &args).await?;
     let mut summary = Vec::new();
     for arch in arches {
@@ -108,6 +144,11 @@ pub(super) async fn repair_indexes(
 
 pub(super) async fn rebuild(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
     let repo = args.repo()?;
+    if repo.distro.family() == Family::Deb {
+        bail!(
+            "{repo}: a Debian suite's records name its pool files; republish it with `packages index repair`"
+        );
+    }
     let arches = match args.arch()? {
         Some(arch) => vec![arch],
         None => publisher.arches(&repo).await?,

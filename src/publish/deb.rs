@@ -281,6 +281,10 @@ impl Publisher {
                 return Err(conflict(held));
             }
             if self.stores.head(pool).await?.is_some() {
+                // Rewritten so `gc` sees a recent upload of the file.
+                self.stores
+                    .put(&record_key, bytes.to_vec().into(), PutMode::Overwrite)
+                    .await?;
                 return Ok(true);
             }
         }
@@ -399,6 +403,28 @@ impl Publisher {
         )
         .await?;
         Ok(matching)
+    }
+
+    /// Compares a suite's published files with its records (see [`core::check`]).
+    pub async fn check_suite(
+        &self,
+        suite: &SuiteId,
+    ) -> Result<Vec<crate::core::RootProblem>, PublishError> {
+        self.require_org(&suite.org).await?;
+        let aliases = super::aliases::read_aliases(&self.stores, &suite.org, suite.distro).await?;
+        let format = aliases.format_for(suite);
+        Ok(core::check(&self.stores, &format, &RootId::Suite(suite.clone())).await?)
+    }
+
+    /// Republishes a suite from its records (see [`core::repair`]).
+    pub async fn repair_suite(
+        &self,
+        suite: &SuiteId,
+    ) -> Result<core::Repaired<DebRecord>, PublishError> {
+        self.require_org(&suite.org).await?;
+        let aliases = super::aliases::read_aliases(&self.stores, &suite.org, suite.distro).await?;
+        let format = aliases.format_for(suite);
+        Ok(core::repair(&self.stores, &format, &RootId::Suite(suite.clone())).await?)
     }
 
     /// Re-signs and rewrites every index file of a suite from its records.

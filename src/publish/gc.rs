@@ -14,6 +14,7 @@ impl Publisher {
             .list(Tree::Private, crate::repo::CONFIG_PREFIX)
             .await?;
         deleted.extend(self.gc_chunks(&private).await?);
+        deleted.extend(self.gc_debian(&private).await?);
         for object in private {
             let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
                 continue;

@@ -24,6 +24,12 @@ pub enum DistsFile {
     Release,
     /// The detached signature of `Release`.
     ReleaseGpg,
+    /// Every public key signing the suite, for apt's `signed-by=`:
+    /// `archive-keyring.gpg` (binary) or `archive-keyring.asc` (armored).
+    Keyring {
+        /// Whether armored (`.asc`).
+        armored: bool,
+    },
     /// `<component>/binary-<arch>/Packages[.<ext>]`.
     Packages {
         /// The component (repo).
@@ -58,6 +64,8 @@ impl DistsFile {
             DistsFile::InRelease => "InRelease".to_owned(),
             DistsFile::Release => "Release".to_owned(),
             DistsFile::ReleaseGpg => "Release.gpg".to_owned(),
+            DistsFile::Keyring { armored: true } => "archive-keyring.asc".to_owned(),
+            DistsFile::Keyring { armored: false } => "archive-keyring.gpg".to_owned(),
             DistsFile::Packages {
                 component,
                 arch,
@@ -375,6 +383,7 @@ impl Key {
             Key::Pool { .. } => ObjectKind::Package,
             Key::Dists { file, .. } => match file {
                 DistsFile::ByHash { .. } => ObjectKind::ContentNamed,
+                DistsFile::Keyring { .. } => ObjectKind::PublicKey,
                 _ => ObjectKind::SignedIndex,
             },
             // Private objects are never served; what they carry does not matter.

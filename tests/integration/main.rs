@@ -18,6 +18,7 @@ mod concurrency;
 mod crash;
 mod crash_points;
 mod crash_serve;
+mod deb;
 mod doctor;
 mod group_commit;
 mod hostile_http;
