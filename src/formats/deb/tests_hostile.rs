@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use super::tests_build::{
-    ar, control, data_tar, deb, fixtures, gz, tar, tar_entry, tar_entry_link,
+    ar, control, data_tar, deb, fixtures, gz, tar, tar_entry, tar_entry_link, xz, zstd,
 };
 use super::*;
 
@@ -407,4 +407,56 @@ fn mutated_fixtures_never_panic() {
     }
     // Some mutations hit bytes nobody checks (mtimes, file contents).
     assert!(accepted < 2000);
+}
+
+fn with_data(name: &str, data: &[u8]) -> Vec<u8> {
+    ar(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &gz(&control_tar(&control("")))),
+        (name, data),
+    ])
+}
+
+#[test]
+fn zstd_frames_windows_and_checksums() {
+    let data = data_tar();
+    let (a, b) = data.split_at(1024);
+    // Two frames: both are read (the third entry is in the second frame).
+    let two = [zstd(a, &[]), zstd(b, &[])].concat();
+    let bytes = with_data("data.tar.zst", &two);
+    read_deb(&bytes[..], &DebLimits::default()).expect("two frames");
+    let limits = DebLimits {
+        max_data_entries: 2,
+        ..DebLimits::default()
+    };
+    assert_msg(&refuse_with(&bytes, &limits), "too many entries");
+    // A 256 MiB window (`--long=28`) is refused, as libzstd refuses it by default.
+    let long = with_data("data.tar.zst", &zstd(&data, &["--long=28"]));
+    assert_msg(&refuse(&long), "268435456-byte window");
+    // A corrupt content checksum (the frame's last 4 bytes).
+    let mut frame = zstd(&data, &[]);
+    let n = frame.len();
+    frame[n - 1] ^= 0xff;
+    assert_msg(
+        &refuse(&with_data("data.tar.zst", &frame)),
+        "checksum mismatch",
+    );
+    // Garbage after the frame.
+    let mut junk = zstd(&data, &[]);
+    junk.extend_from_slice(b"garbage!");
+    assert!(matches!(
+        refuse(&with_data("data.tar.zst", &junk)),
+        DebError::Compression { .. }
+    ));
+}
+
+#[test]
+fn trailing_garbage_after_xz_and_gzip_is_refused() {
+    let data = data_tar();
+    for (name, mut compressed) in [("data.tar.xz", xz(&data)), ("data.tar.gz", gz(&data))] {
+        read_deb(&with_data(name, &compressed)[..], &DebLimits::default()).expect(name);
+        compressed.extend_from_slice(b"garbage!");
+        let err = refuse(&with_data(name, &compressed));
+        assert!(matches!(err, DebError::Compression { .. }), "{name}: {err}");
+    }
 }
