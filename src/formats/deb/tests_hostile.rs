@@ -227,7 +227,7 @@ fn unsafe_paths_and_types_in_data() {
                 tar_entry(b"./x", b'0', b""),
             ]
             .concat(),
-            "absolute path",
+            "pax extended header",
         ),
         (
             tar_entry(b"././@LongLink", b'L', &[b'a'; 5000]),
