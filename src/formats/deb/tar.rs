@@ -73,6 +73,8 @@ pub(super) struct Walker<R> {
     /// Data (and padding) of the current entry not yet read.
     left: u64,
     pad: u64,
+    /// Scratch space for skipping data, allocated on first use.
+    buf: Vec<u8>,
 }
 
 impl<R: Read> Walker<R> {
@@ -81,6 +83,7 @@ impl<R: Read> Walker<R> {
             src,
             left: 0,
             pad: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -106,7 +109,10 @@ impl<R: Read> Walker<R> {
     fn skip_rest(&mut self) -> Result<(), Walk> {
         let n = self.left + self.pad;
         if n > 0 {
-            let copied = io::copy(&mut (&mut self.src).take(n), &mut io::sink())?;
+            if self.buf.is_empty() {
+                self.buf = vec![0u8; 64 << 10];
+            }
+            let copied = skip(&mut self.src, &mut self.buf, n)?;
             if copied < n {
                 return Err(Walk::Bad(
                     "the tar stream ends inside an entry's data".to_owned(),
@@ -212,6 +218,23 @@ impl<R: Read> Walker<R> {
             }));
         }
     }
+}
+
+/// Reads and discards up to `n` bytes through `buf`; how many were there.
+fn skip<R: Read>(src: &mut R, buf: &mut [u8], n: u64) -> io::Result<u64> {
+    let mut done = 0;
+    while done < n {
+        let want = buf
+            .len()
+            .min(usize::try_from(n - done).unwrap_or(usize::MAX));
+        match src.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(got) => done += got as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 struct Header {

@@ -291,6 +291,7 @@ fn bad_control_stanzas() {
             "continuation line before",
         ),
         (format!("{base}X: \0\n"), "NUL"),
+        (format!("{base}X: a\x0b\n"), "control character 0x0b"),
         (
             "Version: 1\nArchitecture: all\n".to_owned(),
             "Package: missing",
@@ -376,6 +377,14 @@ fn mutated_fixtures_never_panic() {
         .iter()
         .map(|p| std::fs::read(p).expect("fixture"))
         .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let built: Vec<Vec<u8>> = ["zstd", "gzip"]
+        .iter()
+        .map(|z| {
+            let path = super::tests_build::dpkg_build(dir.path(), &control(""), z);
+            std::fs::read(path).expect("built")
+        })
+        .collect();
     let small = deb(&control(""), &data_tar());
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -386,10 +395,10 @@ fn mutated_fixtures_never_panic() {
     };
     let mut accepted = 0;
     for round in 0..2000 {
-        let mut bytes = if round % 3 == 0 {
-            files[round % files.len()].clone()
-        } else {
-            small.clone()
+        let mut bytes = match round % 4 {
+            0 => files[round % files.len()].clone(),
+            1 => built[round / 4 % built.len()].clone(),
+            _ => small.clone(),
         };
         // Mutations concentrate on the start: headers and control.
         let span = bytes
