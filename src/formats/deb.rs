@@ -20,8 +20,10 @@ mod stanza;
 pub mod suite;
 mod tar;
 
-pub use control::parse_control;
-pub use names::{is_valid_arch, is_valid_package_name, is_valid_version};
+pub use control::{MAX_FILE_NAME, parse_control};
+pub use names::{
+    MAX_ARCH, is_valid_arch, is_valid_package_name, is_valid_version, version_problem,
+};
 pub use read::read_deb;
 pub use suite::{DebRecord, DebSuite};
 

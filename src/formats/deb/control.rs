@@ -15,7 +15,7 @@ pub const MAX_FILE_NAME: usize = 255;
 /// is an empty line), joined with `\n`. Refused: `\r` and NUL anywhere, text
 /// that is not UTF-8, lines without a colon, empty or malformed field names,
 /// a continuation before the first field, duplicate fields (compared without
-/// case), and a blank line between fields (a second stanza). Blank lines
+/// case), other control characters than tab, and a blank line between fields (a second stanza). Blank lines
 /// before and after the stanza are allowed, as dpkg allows them.
 pub fn parse_control(text: &[u8]) -> Result<Vec<(String, String)>, DebError> {
     let err = |line: usize, problem: String| DebError::Control { line, problem };
@@ -26,9 +26,17 @@ pub fn parse_control(text: &[u8]) -> Result<Vec<(String, String)>, DebError> {
             "carriage return (CRLF line ends?): control files use bare `\\n`".to_owned(),
         ));
     }
-    if let Some(pos) = text.iter().position(|&b| b == 0) {
+    if let Some(pos) = text
+        .iter()
+        .position(|&b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f)
+    {
         let line = 1 + text[..pos].iter().filter(|&&b| b == b'\n').count();
-        return Err(err(line, "NUL byte".to_owned()));
+        let what = if text[pos] == 0 {
+            "NUL byte".to_owned()
+        } else {
+            format!("control character {:#04x}", text[pos])
+        };
+        return Err(err(line, what));
     }
     let text = std::str::from_utf8(text).map_err(|e| {
         let line = 1 + text[..e.valid_up_to()]

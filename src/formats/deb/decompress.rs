@@ -49,26 +49,22 @@ pub(super) fn decoder<'a, R: Read + 'a>(
         Compression::None => Box::new(src),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
         Compression::Xz => {
-            let stream = xz2::stream::Stream::new_stream_decoder(limits.xz_memory, 0)
-                .map_err(|e| format!("cannot start the xz decoder: {e}"))?;
+            // CONCATENATED: like `xz -d`, read every stream up to the end of
+            // the member, so trailing garbage is an error, not ignored.
+            let stream = xz2::stream::Stream::new_stream_decoder(
+                limits.xz_memory,
+                xz2::stream::CONCATENATED,
+            )
+            .map_err(|e| format!("cannot start the xz decoder: {e}"))?;
             Box::new(xz2::read::XzDecoder::new_stream(
                 BufReader::new(src),
                 stream,
             ))
         }
-        Compression::Zstd => {
-            let mut src = BufReader::with_capacity(64 << 10, src);
-            let window = zstd_window(&mut src)?;
-            if let Some(window) = window.filter(|&w| w > limits.zstd_window) {
-                return Err(format!(
-                    "the zstd frame needs a {window}-byte window, more than the {} allowed",
-                    limits.zstd_window
-                ));
-            }
-            let dec = ruzstd::decoding::StreamingDecoder::new(src)
-                .map_err(|e| format!("bad zstd frame: {e}"))?;
-            Box::new(ZstdChecked { dec, done: false })
-        }
+        Compression::Zstd => Box::new(Zstd::start(
+            BufReader::with_capacity(64 << 10, src),
+            limits.zstd_window,
+        )?),
     })
 }
 
@@ -96,25 +92,56 @@ fn zstd_window<R: Read>(src: &mut BufReader<R>) -> Result<Option<u64>, String> {
     Ok(Some(base + (base / 8) * u64::from(w & 7)))
 }
 
-/// ruzstd's streaming decoder does not check the frame's content checksum;
-/// this does, at the end of the frame.
-struct ZstdChecked<R: Read> {
-    dec: ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>,
-    done: bool,
+type ZstdFrame<R> = ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>;
+
+/// zstd frames one after the other up to the end of the member, as `zstd -d`
+/// reads them, each window checked against the cap and each content checksum
+/// verified (ruzstd's streaming decoder does not check it).
+struct Zstd<R: Read> {
+    frame: Option<ZstdFrame<BufReader<R>>>,
+    max_window: u64,
 }
 
-impl<R: Read> Read for ZstdChecked<R> {
+impl<R: Read> Zstd<R> {
+    fn start(src: BufReader<R>, max_window: u64) -> Result<Self, String> {
+        Ok(Self {
+            frame: Some(open_frame(src, max_window)?),
+            max_window,
+        })
+    }
+}
+
+/// Starts decoding the frame at the start of `src`.
+fn open_frame<R: Read>(
+    mut src: BufReader<R>,
+    max_window: u64,
+) -> Result<ZstdFrame<BufReader<R>>, String> {
+    if let Some(window) = zstd_window(&mut src)?.filter(|&w| w > max_window) {
+        return Err(format!(
+            "the zstd frame needs a {window}-byte window, more than the {max_window} allowed"
+        ));
+    }
+    ruzstd::decoding::StreamingDecoder::new(src).map_err(|e| format!("bad zstd frame: {e}"))
+}
+
+impl<R: Read> Read for Zstd<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
+        use std::io::BufRead as _;
+        if buf.is_empty() {
             return Ok(0);
         }
-        let n = self.dec.read(buf)?;
-        if n == 0 {
-            self.done = true;
-            let frame = &self.dec.decoder;
+        loop {
+            let Some(frame) = self.frame.as_mut() else {
+                return Ok(0);
+            };
+            let n = frame.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let decoder = &frame.decoder;
             if let (Some(stored), Some(computed)) = (
-                frame.get_checksum_from_data(),
-                frame.get_calculated_checksum(),
+                decoder.get_checksum_from_data(),
+                decoder.get_calculated_checksum(),
             ) {
                 if stored != computed {
                     return Err(io::Error::new(
@@ -125,8 +152,15 @@ impl<R: Read> Read for ZstdChecked<R> {
                     ));
                 }
             }
+            let mut src = self.frame.take().expect("checked above").into_inner();
+            if src.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            self.frame = Some(
+                open_frame(src, self.max_window)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            );
         }
-        Ok(n)
     }
 }
 

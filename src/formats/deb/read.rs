@@ -214,7 +214,14 @@ fn read_tar_member<R: Read, T>(
     let cap = inflated_cap(max, header.size, limits);
     let mut member = MemberReader::new(file, header.size);
     let (result, exceeded) = match decoder(compression, &mut member, limits) {
-        Err(problem) => (Err(Walk::Bad(problem)), false),
+        // The decoder refused the stream's header: a compression error.
+        Err(problem) => (
+            Err(Walk::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                problem,
+            ))),
+            false,
+        ),
         Ok(dec) => {
             let mut capped = Capped::new(dec, cap);
             let result = walk(&mut capped).and_then(|t| {

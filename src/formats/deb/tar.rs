@@ -1,8 +1,8 @@
 //! A streaming walk over the tar members of a `.deb`, with dpkg's rules
 //! (`lib/dpkg/tar.c`): v7, GNU and ustar headers, header checksums, octal or
 //! base-256 numbers, GNU long names (`L`, `K`), and the entry types dpkg
-//! extracts. Memory stays at one block plus one long name or pax header,
-//! each capped, whatever the input.
+//! extracts; pax headers are refused as dpkg 1.21 refuses them. Memory stays
+//! at one block plus one long name, capped, whatever the input.
 //!
 //! Why not the `tar` crate: it reads GNU long names and pax headers whole,
 //! however large, and it accepts entry types dpkg refuses.
@@ -14,9 +14,6 @@ const BLOCK: usize = 512;
 
 /// Longest GNU long name or link we read: `PATH_MAX`.
 const MAX_LONG_NAME: u64 = 4096;
-
-/// Largest pax header we read; real ones hold a path and a few times.
-const MAX_PAX: u64 = 64 << 10;
 
 /// The entry types dpkg extracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +27,7 @@ pub(super) enum Kind {
     Fifo,
 }
 
-/// One entry, long names and pax `path`/`linkpath` already applied.
+/// One entry, GNU long names already applied.
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub name: Vec<u8>,
@@ -76,6 +73,8 @@ pub(super) struct Walker<R> {
     /// Data (and padding) of the current entry not yet read.
     left: u64,
     pad: u64,
+    /// Scratch space for skipping data, allocated on first use.
+    buf: Vec<u8>,
 }
 
 impl<R: Read> Walker<R> {
@@ -84,6 +83,7 @@ impl<R: Read> Walker<R> {
             src,
             left: 0,
             pad: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -109,7 +109,10 @@ impl<R: Read> Walker<R> {
     fn skip_rest(&mut self) -> Result<(), Walk> {
         let n = self.left + self.pad;
         if n > 0 {
-            let copied = io::copy(&mut (&mut self.src).take(n), &mut io::sink())?;
+            if self.buf.is_empty() {
+                self.buf = vec![0u8; 64 << 10];
+            }
+            let copied = skip(&mut self.src, &mut self.buf, n)?;
             if copied < n {
                 return Err(Walk::Bad(
                     "the tar stream ends inside an entry's data".to_owned(),
@@ -142,13 +145,12 @@ impl<R: Read> Walker<R> {
         self.skip_rest()?;
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
-        let mut pax_path: Option<Vec<u8>> = None;
         let mut block = [0u8; BLOCK];
         loop {
             if !self.read_block(&mut block)? {
-                if long_name.is_some() || long_link.is_some() || pax_path.is_some() {
+                if long_name.is_some() || long_link.is_some() {
                     return Err(Walk::Bad(
-                        "the tar stream ends after a long-name or pax header".to_owned(),
+                        "the tar stream ends after a GNU long-name header".to_owned(),
                     ));
                 }
                 return Ok(None);
@@ -187,21 +189,13 @@ impl<R: Read> Walker<R> {
                     continue;
                 }
                 b'x' | b'g' => {
-                    if h.size > MAX_PAX {
-                        return Err(Walk::Bad(format!(
-                            "a pax header of {} bytes (more than {MAX_PAX})",
-                            h.size
-                        )));
-                    }
-                    let data = self.read_data()?;
-                    let (path, link) = parse_pax(&data)?;
-                    if h.typeflag == b'x' {
-                        pax_path = path;
-                        if link.is_some() {
-                            long_link = link;
-                        }
-                    }
-                    continue;
+                    return Err(Walk::Bad(format!(
+                        "entry {:?} is a pax extended header (type {:?}), which dpkg 1.21 \
+                         refuses (\"unsupported PAX tar header type\"); build with dpkg-deb, \
+                         which writes GNU tar",
+                        String::from_utf8_lossy(&h.name),
+                        char::from(h.typeflag)
+                    )));
                 }
                 other => {
                     return Err(Walk::Bad(format!(
@@ -211,12 +205,7 @@ impl<R: Read> Walker<R> {
                     )));
                 }
             };
-            // dpkg reads the GNU long name; a pax `path` must be as safe, so
-            // both are checked when both are present.
             let name = long_name.take().unwrap_or(h.name);
-            if let Some(p) = pax_path.take() {
-                check_path(&p, "pax path")?;
-            }
             check_path(&name, "entry")?;
             let link = long_link.take().unwrap_or(h.link);
             if kind == Kind::HardLink {
@@ -229,6 +218,23 @@ impl<R: Read> Walker<R> {
             }));
         }
     }
+}
+
+/// Reads and discards up to `n` bytes through `buf`; how many were there.
+fn skip<R: Read>(src: &mut R, buf: &mut [u8], n: u64) -> io::Result<u64> {
+    let mut done = 0;
+    while done < n {
+        let want = buf
+            .len()
+            .min(usize::try_from(n - done).unwrap_or(usize::MAX));
+        match src.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(got) => done += got as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 struct Header {
@@ -319,38 +325,6 @@ fn parse_header(b: &[u8; BLOCK]) -> Result<Header, Walk> {
         size,
         typeflag: b[156],
     })
-}
-
-/// `path` and `linkpath` of a pax header, if present.
-type PaxNames = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// `path` and `linkpath` of a pax extended header (`<len> key=value\n` records).
-fn parse_pax(mut data: &[u8]) -> Result<PaxNames, Walk> {
-    let bad = || Walk::Bad("unreadable pax extended header".to_owned());
-    let (mut path, mut link) = (None, None);
-    while !data.is_empty() {
-        if data.iter().all(|&b| b == 0) {
-            break;
-        }
-        let sp = data.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&data[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
-        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return Err(bad());
-        }
-        let record = &data[sp + 1..len - 1];
-        let eq = record.iter().position(|&b| b == b'=').ok_or_else(bad)?;
-        let (key, value) = (&record[..eq], &record[eq + 1..]);
-        match key {
-            b"path" => path = Some(value.to_vec()),
-            b"linkpath" => link = Some(value.to_vec()),
-            _ => {}
-        }
-        data = &data[len..];
-    }
-    Ok((path, link))
 }
 
 /// Refuses names dpkg must not extract outside its root: empty, absolute,

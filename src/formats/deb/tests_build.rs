@@ -159,3 +159,30 @@ pub fn data_tar() -> Vec<u8> {
         tar_entry(b"./usr/hello", b'0', b"hello\n"),
     ])
 }
+
+/// `data` compressed by the `zstd` tool with `args`, reading standard input
+/// (so the tool does not know the size and keeps the window it is given).
+pub fn zstd(data: &[u8], args: &[&str]) -> Vec<u8> {
+    use std::process::Stdio;
+    let mut child = Command::new("zstd")
+        .args(args)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("zstd is installed with dpkg");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).expect("write"));
+    let out = child.wait_with_output().expect("zstd");
+    writer.join().expect("writer");
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// `data` compressed with xz.
+pub fn xz(data: &[u8]) -> Vec<u8> {
+    let mut enc = xz2::write::XzEncoder::new(Vec::new(), 6);
+    enc.write_all(data).expect("xz");
+    enc.finish().expect("xz")
+}

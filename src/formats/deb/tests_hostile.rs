@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use super::tests_build::{
-    ar, control, data_tar, deb, fixtures, gz, tar, tar_entry, tar_entry_link,
+    ar, control, data_tar, deb, fixtures, gz, tar, tar_entry, tar_entry_link, xz, zstd,
 };
 use super::*;
 
@@ -128,7 +128,9 @@ fn unsupported_compressions() {
     let bytes = ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", &gz(&ctl))]);
     assert!(matches!(refuse(&bytes), DebError::Compression { .. }));
     let bytes = ar(&[("debian-binary", b"2.0\n"), ("control.tar.zst", &gz(&ctl))]);
-    assert_msg(&refuse(&bytes), "zstd");
+    let err = refuse(&bytes);
+    assert!(matches!(err, DebError::Compression { .. }), "{err}");
+    assert_msg(&err, "not a zstd frame");
     let mut corrupt = gz(&ctl);
     let n = corrupt.len();
     corrupt[n - 6] ^= 0xff; // the CRC-32
@@ -227,7 +229,7 @@ fn unsafe_paths_and_types_in_data() {
                 tar_entry(b"./x", b'0', b""),
             ]
             .concat(),
-            "absolute path",
+            "pax extended header",
         ),
         (
             tar_entry(b"././@LongLink", b'L', &[b'a'; 5000]),
@@ -289,6 +291,7 @@ fn bad_control_stanzas() {
             "continuation line before",
         ),
         (format!("{base}X: \0\n"), "NUL"),
+        (format!("{base}X: a\x0b\n"), "control character 0x0b"),
         (
             "Version: 1\nArchitecture: all\n".to_owned(),
             "Package: missing",
@@ -374,6 +377,14 @@ fn mutated_fixtures_never_panic() {
         .iter()
         .map(|p| std::fs::read(p).expect("fixture"))
         .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let built: Vec<Vec<u8>> = ["zstd", "gzip"]
+        .iter()
+        .map(|z| {
+            let path = super::tests_build::dpkg_build(dir.path(), &control(""), z);
+            std::fs::read(path).expect("built")
+        })
+        .collect();
     let small = deb(&control(""), &data_tar());
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -384,10 +395,10 @@ fn mutated_fixtures_never_panic() {
     };
     let mut accepted = 0;
     for round in 0..2000 {
-        let mut bytes = if round % 3 == 0 {
-            files[round % files.len()].clone()
-        } else {
-            small.clone()
+        let mut bytes = match round % 4 {
+            0 => files[round % files.len()].clone(),
+            1 => built[round / 4 % built.len()].clone(),
+            _ => small.clone(),
         };
         // Mutations concentrate on the start: headers and control.
         let span = bytes
@@ -407,4 +418,58 @@ fn mutated_fixtures_never_panic() {
     }
     // Some mutations hit bytes nobody checks (mtimes, file contents).
     assert!(accepted < 2000);
+}
+
+fn with_data(name: &str, data: &[u8]) -> Vec<u8> {
+    ar(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &gz(&control_tar(&control("")))),
+        (name, data),
+    ])
+}
+
+#[test]
+fn zstd_frames_windows_and_checksums() {
+    let data = data_tar();
+    let (a, b) = data.split_at(1024);
+    // Two frames: both are read (the third entry is in the second frame).
+    let two = [zstd(a, &[]), zstd(b, &[])].concat();
+    let bytes = with_data("data.tar.zst", &two);
+    read_deb(&bytes[..], &DebLimits::default()).expect("two frames");
+    let limits = DebLimits {
+        max_data_entries: 2,
+        ..DebLimits::default()
+    };
+    assert_msg(&refuse_with(&bytes, &limits), "too many entries");
+    // A 256 MiB window (`--long=28`) is refused, as libzstd refuses it by default.
+    let long = with_data("data.tar.zst", &zstd(&data, &["--long=28"]));
+    let err = refuse(&long);
+    assert!(matches!(err, DebError::Compression { .. }), "{err}");
+    assert_msg(&err, "268435456-byte window");
+    // A corrupt content checksum (the frame's last 4 bytes).
+    let mut frame = zstd(&data, &[]);
+    let n = frame.len();
+    frame[n - 1] ^= 0xff;
+    assert_msg(
+        &refuse(&with_data("data.tar.zst", &frame)),
+        "checksum mismatch",
+    );
+    // Garbage after the frame.
+    let mut junk = zstd(&data, &[]);
+    junk.extend_from_slice(b"garbage!");
+    assert!(matches!(
+        refuse(&with_data("data.tar.zst", &junk)),
+        DebError::Compression { .. }
+    ));
+}
+
+#[test]
+fn trailing_garbage_after_xz_and_gzip_is_refused() {
+    let data = data_tar();
+    for (name, mut compressed) in [("data.tar.xz", xz(&data)), ("data.tar.gz", gz(&data))] {
+        read_deb(&with_data(name, &compressed)[..], &DebLimits::default()).expect(name);
+        compressed.extend_from_slice(b"garbage!");
+        let err = refuse(&with_data(name, &compressed));
+        assert!(matches!(err, DebError::Compression { .. }), "{name}: {err}");
+    }
 }
