@@ -55,7 +55,7 @@ pub async fn setup_debian(stores: &Stores) -> Publisher {
         stores,
         &scope,
         &test_pgp_key(),
-        packages::keys::ChangeOptions {
+        &packages::keys::ChangeOptions {
             algorithm: packages::signing::Algorithm::OpenPgp,
             ..Default::default()
         },
@@ -159,7 +159,7 @@ fn apt_checks(base: &str) {
 }
 
 /// Runs `packages serve` on a local store dir; killed on drop.
-struct Serve(Child, String);
+pub struct Serve(Child, pub String);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -168,7 +168,8 @@ impl Drop for Serve {
     }
 }
 
-fn serve(dir: &Path) -> Serve {
+/// Starts `packages serve` on the local store `dir`, on a free port; waits until it answers.
+pub fn serve(dir: &Path) -> Serve {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -183,10 +184,11 @@ fn serve(dir: &Path) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .expect("start packages serve");
-    let url = format!("http://127.0.0.1:{port}");
+    // Killed and reaped on drop, also when it never answers.
+    let server = Serve(child, format!("http://127.0.0.1:{port}"));
     for _ in 0..300 {
-        if curl_get(&format!("{url}/health/ping")).status == 200 {
-            return Serve(child, url);
+        if curl_get(&format!("{}/health/ping", server.1)).status == 200 {
+            return server;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
