@@ -133,6 +133,12 @@ struct ReferenceRepo {
 
 impl ReferenceRepo {
     fn build() -> Self {
+        Self::build_as("stable", "stable")
+    }
+
+    /// The repository under `dists/stable`, its `Release` saying `Suite: suite` and
+    /// `Codename: codename`.
+    fn build_as(suite: &str, codename: &str) -> Self {
         for (tool, package) in [
             ("apt-get", "apt"),
             ("gpgv", "gpgv"),
@@ -158,6 +164,10 @@ impl ReferenceRepo {
         fs::write(binary.join("Packages"), &packages).expect("write Packages");
         let gz = run_in(&binary, "gzip", &["-9", "-n", "-c", "Packages"]);
         fs::write(binary.join("Packages.gz"), gz).expect("write Packages.gz");
+        let (suite, codename) = (
+            format!("APT::FTPArchive::Release::Suite={suite}"),
+            format!("APT::FTPArchive::Release::Codename={codename}"),
+        );
         let release = run_in(
             root,
             "apt-ftparchive",
@@ -167,9 +177,9 @@ impl ReferenceRepo {
                 "-o",
                 "APT::FTPArchive::Release::Label=Harness",
                 "-o",
-                "APT::FTPArchive::Release::Suite=stable",
+                &suite,
                 "-o",
-                "APT::FTPArchive::Release::Codename=stable",
+                &codename,
                 "-o",
                 "APT::FTPArchive::Release::Architectures=amd64",
                 "-o",
@@ -193,6 +203,11 @@ impl ReferenceRepo {
     /// A fresh client of `stable main`, trusting `key` (a `.asc` or `.gpg` file).
     fn client_with(&self, key: &Path) -> AptClient {
         AptClient::new(&self.server.url(), "stable", &["main"], key)
+    }
+
+    /// A fresh client of `suite main`, trusting the repository's key.
+    fn client_of(&self, suite: &str) -> AptClient {
+        AptClient::new(&self.server.url(), suite, &["main"], &self.key.asc)
     }
 
     fn client(&self) -> AptClient {
@@ -338,6 +353,27 @@ fn tampered_pool_file_fails_download() {
     overwrite(&deb, &longer);
     let err = apt.download_expect_failure(&["libonig5"]);
     assert_mentions(&err, &["Hash Sum mismatch", "File has unexpected size"]);
+}
+
+#[test]
+fn suite_aliases_pass_and_a_conflicting_suite_is_fatal() {
+    // As Debian does it: `dists/stable` is the codename's directory under another name; its
+    // Release names both, so apt accepts it by either name without a warning.
+    let repo = ReferenceRepo::build_as("stable", "bookworm");
+    std::os::unix::fs::symlink("stable", repo.path("dists/bookworm")).unwrap();
+    for suite in ["stable", "bookworm"] {
+        let apt = repo.client_of(suite);
+        apt.update()
+            .unwrap_or_else(|e| panic!("update through suite {suite}: {e}"));
+        assert_eq!(apt.candidate("jq").unwrap().as_deref(), Some(JQ_VERSION));
+        let debs = apt.download(&["jq"]).expect("download through an alias");
+        assert_eq!(debs.len(), 3, "{debs:?}");
+    }
+    // A suite directory whose Release names neither: apt only warns ("Conflicting
+    // distribution", exit status 0); the harness makes that a failure.
+    std::os::unix::fs::symlink("stable", repo.path("dists/testing")).unwrap();
+    let err = repo.client_of("testing").update_expect_failure();
+    assert_mentions(&err, &["Conflicting distribution"]);
 }
 
 #[test]
