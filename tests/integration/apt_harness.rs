@@ -31,11 +31,11 @@ const FIXTURES: [(&str, &str); 5] = [
 
 const JQ_VERSION: &str = "1.6-2.1+deb12u3";
 
-/// `tests/fixtures/debian` when the repository carries the fixtures, else the team's shared
+/// `tests/fixtures/deb` when the repository carries the fixtures, else the team's shared
 /// copy next to the checkout (`../shared/fixtures/debian`).
 fn fixtures_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let own = manifest.join("tests/fixtures/debian");
+    let own = manifest.join("tests/fixtures/deb");
     if own.is_dir() {
         own
     } else {
