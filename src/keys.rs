@@ -5,7 +5,8 @@
 //! active key and the retiring keys of past rotations, in one private object
 //! ([`set`] has the layout; a store from before key sets, holding one bare PEM,
 //! reads as a one-key set). Every key of a set is published in the public tree
-//! under its file name (apk: `<org>-<8 hex>.rsa.pub`) at the scope's level.
+//! under its file names (apk: `<org>-<8 hex>.rsa.pub`; OpenPGP:
+//! `<org>-<16 hex>.asc` and the binary `.gpg`) at the scope's level.
 //! The most specific scope with a set signs ([`key_set_for`], cached briefly
 //! per process).
 //!
@@ -20,7 +21,7 @@ mod resolve;
 pub mod set;
 
 pub use change::{
-    ChangeOptions, DEFAULT_KEY_BITS, KeyPolicy, MAX_CONCURRENT_GENERATIONS,
+    ChangeOptions, DEFAULT_KEY_BITS, DEFAULT_PGP_KEY_BITS, KeyPolicy, MAX_CONCURRENT_GENERATIONS,
     SETTLE_WITHOUT_CONDITIONAL_WRITES, authority, generate, generate_with, generations_running,
     import, import_with,
 };
@@ -111,11 +112,12 @@ pub enum KeyError {
 /// A key that was made active, with where its public half is served.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GeneratedKey {
-    /// The key's file name (apk: what goes into `/etc/apk/keys/`).
+    /// The key's file name (apk: what goes into `/etc/apk/keys/`; OpenPGP:
+    /// `<org>-<16 hex>.asc`, published beside the binary `.gpg`).
     pub key_name: String,
     /// The public key's path under the public tree (`<org>/alpine/...`).
     pub public_path: String,
-    /// The public key, PEM.
+    /// The public key, PEM (OpenPGP: armored).
     pub public_pem: String,
     /// The scope's retiring keys, still published.
     pub retiring: Vec<String>,

@@ -9,10 +9,15 @@
 //!
 //! Implementations:
 //! - [`rsa`]: RSA, PKCS#1 v1.5 over SHA-256, as apk verifies `.SIGN.RSA256.*`.
+//! - [`openpgp`]: OpenPGP v4 keys (RSA or EdDSA), cleartext (`InRelease`) and
+//!   armored detached (`Release.gpg`, `repomd.xml.asc`) signatures, as apt and
+//!   dnf verify them; several keys can sign at once during a rotation
+//!   ([`openpgp::sign_many`]).
 //!
 //! Everything here is pure: key text in, key text and signature bytes out. Where
 //! keys are stored and which one signs a repository is [`crate::keys`]'s business.
 
+pub mod openpgp;
 pub mod rsa;
 
 use std::fmt;
@@ -21,6 +26,7 @@ use std::sync::atomic::AtomicBool;
 
 use secrecy::SecretString;
 
+pub use self::openpgp::{DEFAULT_PGP_KEY_BITS, PgpKey, keyring_armored, keyring_binary, sign_many};
 pub use self::rsa::{MIN_KEY_BITS, RsaKey};
 
 /// The RSA key apk indexes are signed with (the name predates [`Signer`]).
@@ -30,8 +36,11 @@ pub type SigningKey = RsaKey;
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
     /// The key text is not a usable private key.
-    #[error("invalid RSA private key: {0}")]
+    #[error("invalid private key: {0}")]
     InvalidKey(String),
+    /// The data cannot be signed as asked, or the signature failed its check.
+    #[error("signing failed: {0}")]
+    Sign(String),
     /// Key generation failed.
     #[error("key generation failed: {0}")]
     Generate(String),
@@ -55,10 +64,13 @@ pub enum SigningError {
 }
 
 /// A kind of signing key. The stored name ([`Algorithm::as_str`]) must never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
     /// RSA with PKCS#1 v1.5 signatures over SHA-256 (apk's `.SIGN.RSA256.`).
+    #[default]
     RsaSha256,
+    /// An OpenPGP v4 key ([`PgpKey`]): Debian and RPM repository metadata.
+    OpenPgp,
 }
 
 impl Algorithm {
@@ -66,6 +78,7 @@ impl Algorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::RsaSha256 => "rsa-sha256",
+            Algorithm::OpenPgp => "openpgp",
         }
     }
 
@@ -73,6 +86,7 @@ impl Algorithm {
     pub fn parse(name: &str) -> Result<Self, SigningError> {
         match name {
             "rsa-sha256" => Ok(Algorithm::RsaSha256),
+            "openpgp" => Ok(Algorithm::OpenPgp),
             other => Err(SigningError::UnknownAlgorithm(other.to_owned())),
         }
     }
@@ -106,13 +120,22 @@ impl fmt::Display for SignatureFormat {
     }
 }
 
-/// A public key as clients install it.
+/// A public key file as clients install it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKeyFile {
-    /// The file name it is published under (apk: `<org>-<8 hex>.rsa.pub`).
+    /// The file name it is published under (apk: `<org>-<8 hex>.rsa.pub`;
+    /// OpenPGP: `<org>-<16 hex>.asc` and `.gpg`).
     pub file_name: String,
-    /// Its contents (RSA: PEM `BEGIN PUBLIC KEY`).
-    pub contents: String,
+    /// Its contents (RSA: PEM `BEGIN PUBLIC KEY`; OpenPGP: the armored or the
+    /// binary transferable public key).
+    pub contents: Vec<u8>,
+}
+
+impl PublicKeyFile {
+    /// The contents as text, when they are (PEM, armor); `None` for binary files.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.contents).ok()
+    }
 }
 
 /// Something that signs bytes with one private key.
@@ -125,8 +148,15 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// The id signatures name the key by (apk: the key file name; OpenPGP: the fingerprint).
     fn key_id(&self) -> &str;
 
-    /// The public half, as clients install it.
+    /// The public half, as clients install it (the main file: RSA's PEM,
+    /// OpenPGP's armored `.asc`).
     fn public_key(&self) -> PublicKeyFile;
+
+    /// Every file the public half is published as (OpenPGP: `.asc` and the
+    /// binary `.gpg` that apt's `signed-by=` takes); the main file first.
+    fn public_key_files(&self) -> Vec<PublicKeyFile> {
+        vec![self.public_key()]
+    }
 
     /// Signs `data`.
     fn sign(&self, data: &[u8], format: SignatureFormat) -> Result<Vec<u8>, SigningError>;
@@ -134,7 +164,8 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// Whether `signature` is this key's signature of `data` in `format`.
     fn verify(&self, data: &[u8], signature: &[u8], format: SignatureFormat) -> bool;
 
-    /// The private key as text, for the private tree only (RSA: PKCS#8 PEM).
+    /// The private key as text, for the private tree only (RSA: PKCS#8 PEM;
+    /// OpenPGP: the armored secret key).
     fn export_private(&self) -> SecretString;
 }
 
@@ -145,6 +176,8 @@ pub trait Signer: Send + Sync + fmt::Debug {
 pub enum PrivateKey {
     /// An RSA key.
     Rsa(Arc<RsaKey>),
+    /// An OpenPGP key.
+    Pgp(Arc<PgpKey>),
 }
 
 impl PrivateKey {
@@ -154,11 +187,15 @@ impl PrivateKey {
             Algorithm::RsaSha256 => Ok(PrivateKey::Rsa(Arc::new(RsaKey::from_private_pem(
                 org, text,
             )?))),
+            Algorithm::OpenPgp => Ok(PrivateKey::Pgp(Arc::new(PgpKey::from_armored(org, text)?))),
         }
     }
 
     /// Generates a key of `algorithm` and `bits` for `org`; blocking (run it off
     /// the async runtime) and stopped early once `cancel` is set.
+    ///
+    /// [`Algorithm::OpenPgp`]: an RSA key of `bits` bits (2048 to 4096), or an
+    /// EdDSA (Ed25519 legacy) key when `bits` is 0 ([`PgpKey::generate`]).
     pub fn generate(
         algorithm: Algorithm,
         org: &str,
@@ -169,6 +206,9 @@ impl PrivateKey {
             Algorithm::RsaSha256 => Ok(PrivateKey::Rsa(Arc::new(RsaKey::generate_cancellable(
                 org, bits, cancel,
             )?))),
+            Algorithm::OpenPgp => Ok(PrivateKey::Pgp(Arc::new(PgpKey::generate(
+                org, bits, cancel,
+            )?))),
         }
     }
 
@@ -176,6 +216,7 @@ impl PrivateKey {
     pub fn signer(&self) -> &dyn Signer {
         match self {
             PrivateKey::Rsa(key) => key.as_ref(),
+            PrivateKey::Pgp(key) => key.as_ref(),
         }
     }
 
@@ -183,6 +224,24 @@ impl PrivateKey {
     pub fn as_rsa(&self) -> Option<&RsaKey> {
         match self {
             PrivateKey::Rsa(key) => Some(key),
+            PrivateKey::Pgp(_) => None,
+        }
+    }
+
+    /// The OpenPGP key, if it is one.
+    pub fn as_pgp(&self) -> Option<&PgpKey> {
+        match self {
+            PrivateKey::Pgp(key) => Some(key),
+            PrivateKey::Rsa(_) => None,
+        }
+    }
+
+    /// The RSA modulus size in bits when the key is RSA (apk or OpenPGP RSA),
+    /// `None` for elliptic-curve keys.
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match self {
+            PrivateKey::Rsa(key) => Some(key.bits()),
+            PrivateKey::Pgp(key) => key.is_rsa().then(|| key.bits()),
         }
     }
 
@@ -190,6 +249,7 @@ impl PrivateKey {
     pub fn bits(&self) -> usize {
         match self {
             PrivateKey::Rsa(key) => key.bits(),
+            PrivateKey::Pgp(key) => key.bits(),
         }
     }
 }
@@ -203,6 +263,9 @@ impl Signer for PrivateKey {
     }
     fn public_key(&self) -> PublicKeyFile {
         self.signer().public_key()
+    }
+    fn public_key_files(&self) -> Vec<PublicKeyFile> {
+        self.signer().public_key_files()
     }
     fn sign(&self, data: &[u8], format: SignatureFormat) -> Result<Vec<u8>, SigningError> {
         self.signer().sign(data, format)

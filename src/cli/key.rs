@@ -7,7 +7,6 @@ use clap::Subcommand;
 
 use super::args::ScopeArgs;
 use super::output::print_json;
-use crate::keys;
 use crate::publish::Publisher;
 
 /// `packages key ...`
@@ -17,9 +16,10 @@ pub enum KeyCommand {
     Generate {
         #[command(flatten)]
         scope: ScopeArgs,
-        /// RSA key size (2048 to 4096)
-        #[arg(long, default_value_t = keys::DEFAULT_KEY_BITS)]
-        bits: usize,
+        /// RSA key size, 2048 to 4096 (default: 2048 for apk, 3072 for OpenPGP keys of
+        /// Debian-style distros)
+        #[arg(long)]
+        bits: Option<usize>,
         /// Replace the level's key, or take over repositories a wider level's key signs
         /// today (refused without it; the old key stays published as retiring)
         #[arg(long)]

@@ -35,6 +35,8 @@ use crate::stores::Stores;
 /// Default RSA key size, as `abuild-keygen` makes.
 pub const DEFAULT_KEY_BITS: usize = 4096;
 
+pub use crate::signing::DEFAULT_PGP_KEY_BITS;
+
 /// Key generations running at once in this process; more wait their turn.
 ///
 /// A 4096-bit RSA key keeps a core busy for a second or more; two cores
@@ -65,6 +67,21 @@ impl KeyPolicy {
         max_rsa_bits: 4096,
     };
 
+    /// Checks a key's size: RSA keys (apk or OpenPGP) must be in range;
+    /// elliptic-curve OpenPGP keys (Ed25519) have one size and pass.
+    fn check_key(&self, key: &PrivateKey) -> Result<(), KeyError> {
+        key.rsa_bits().map_or(Ok(()), |bits| self.check(bits))
+    }
+
+    /// Checks the `bits` asked of a generation of `algorithm` (OpenPGP: 0
+    /// asks for Ed25519).
+    fn check_request(&self, algorithm: Algorithm, bits: usize) -> Result<(), KeyError> {
+        if algorithm == Algorithm::OpenPgp && bits == 0 {
+            return Ok(());
+        }
+        self.check(bits)
+    }
+
     fn check(&self, bits: usize) -> Result<(), KeyError> {
         if (self.min_rsa_bits..=self.max_rsa_bits).contains(&bits) {
             Ok(())
@@ -93,6 +110,10 @@ pub struct ChangeOptions {
     pub replace: bool,
     /// Which keys are acceptable.
     pub policy: KeyPolicy,
+    /// The kind of key to generate or import: [`Algorithm::RsaSha256`] (the
+    /// default; apk) or [`Algorithm::OpenPgp`] (Debian, RPM; `bits` 0 generates
+    /// an Ed25519 key, imports take an armored OpenPGP secret key).
+    pub algorithm: Algorithm,
 }
 
 /// The scope a token must hold to generate, import or replace keys anywhere
@@ -122,14 +143,17 @@ pub async fn generate(
     generate_with(stores, scope, bits, &ChangeOptions::default()).await
 }
 
-/// Imports a PEM private key for `scope` with the default options (see [`generate`]).
+/// Imports a PEM private RSA key for `scope` with the default options (see
+/// [`generate`]; OpenPGP keys: [`import_with`] and [`ChangeOptions::algorithm`]).
 ///
 /// Importing the key that is already active there changes nothing and succeeds.
 pub async fn import(stores: &Stores, scope: &Scope, pem: &str) -> Result<GeneratedKey, KeyError> {
     import_with(stores, scope, pem, &ChangeOptions::default()).await
 }
 
-/// Generates a `bits`-bit RSA key and makes it the active key of `scope`.
+/// Generates a key of `options.algorithm` (RSA of `bits` bits; OpenPGP: RSA
+/// of `bits` bits, or Ed25519 for 0) and makes it the active key of `scope`.
+/// It replaces only the active key of its own algorithm.
 ///
 /// The generation runs on the blocking pool, one at a time per process
 /// ([`MAX_CONCURRENT_GENERATIONS`]); dropping the returned future stops it.
@@ -140,13 +164,14 @@ pub async fn generate_with(
     options: &ChangeOptions,
 ) -> Result<GeneratedKey, KeyError> {
     check_scope(scope)?;
-    options.policy.check(bits)?;
+    options.policy.check_request(options.algorithm, bits)?;
     let before = Before::read(stores, scope, options, None).await?;
-    let key = generate_key(scope, bits).await?;
+    let key = generate_key(scope, options.algorithm, bits).await?;
     commit(stores, scope, key, before).await
 }
 
-/// Imports a PEM private key (PKCS#8 or PKCS#1) as the active key of `scope`.
+/// Imports a private key of `options.algorithm` as the active key of `scope`:
+/// RSA, PEM (PKCS#8 or PKCS#1); OpenPGP, an armored unprotected secret key.
 pub async fn import_with(
     stores: &Stores,
     scope: &Scope,
@@ -154,14 +179,13 @@ pub async fn import_with(
     options: &ChangeOptions,
 ) -> Result<GeneratedKey, KeyError> {
     check_scope(scope)?;
-    let key =
-        PrivateKey::load(Algorithm::RsaSha256, scope.org.as_str(), pem).map_err(|reason| {
-            KeyError::Signing {
-                key: Key::PrivateKey(scope.clone()).path(),
-                reason,
-            }
-        })?;
-    options.policy.check(key.bits())?;
+    let key = PrivateKey::load(options.algorithm, scope.org.as_str(), pem).map_err(|reason| {
+        KeyError::Signing {
+            key: Key::PrivateKey(scope.clone()).path(),
+            reason,
+        }
+    })?;
+    options.policy.check_key(&key)?;
     let before = Before::read(stores, scope, options, Some(&key)).await?;
     if let Some(done) = before.unchanged {
         return Ok(done);
@@ -242,7 +266,11 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn generate_key(scope: &Scope, bits: usize) -> Result<PrivateKey, KeyError> {
+async fn generate_key(
+    scope: &Scope,
+    algorithm: Algorithm,
+    bits: usize,
+) -> Result<PrivateKey, KeyError> {
     let cancel = Arc::new(AtomicBool::new(false));
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let permit = GENERATIONS
@@ -255,7 +283,7 @@ async fn generate_key(scope: &Scope, bits: usize) -> Result<PrivateKey, KeyError
     let flag = cancel.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        PrivateKey::generate(Algorithm::RsaSha256, &org, bits, &flag)
+        PrivateKey::generate(algorithm, &org, bits, &flag)
     })
     .await
     .map_err(|e| StorageError::backend("generate key", "", e))?
@@ -350,7 +378,7 @@ fn describe(scope: &Scope, key: &PrivateKey, set: &KeySet) -> GeneratedKey {
     GeneratedKey {
         key_name: public.file_name,
         public_path: path.strip_prefix(STATIC_PREFIX).unwrap_or(&path).to_owned(),
-        public_pem: public.contents,
+        public_pem: String::from_utf8_lossy(&public.contents).into_owned(),
         retiring: set.retiring().map(|k| k.key_id().to_owned()).collect(),
     }
 }

@@ -113,18 +113,20 @@ pub async fn read_set(
     Ok(Some((KeySet::from_bytes(scope, &bytes)?, meta.etag)))
 }
 
-/// Publishes the public half of every key of `set` (idempotent: the object
-/// name is derived from the key, so a rewrite stores the same bytes).
+/// Publishes every public file of every key of `set` (RSA: the `.rsa.pub`;
+/// OpenPGP: `<org>-<16 hex>.asc` and `.gpg`). Idempotent: the object name is
+/// derived from the key, so a rewrite stores the same bytes.
 pub async fn publish_public_keys(stores: &Stores, set: &KeySet) -> Result<(), KeyError> {
     for k in set.keys() {
-        let public = k.key.public_key();
-        stores
-            .put(
-                &public_key_object(set.scope(), &public.file_name)?,
-                public.contents.into_bytes().into(),
-                PutMode::Overwrite,
-            )
-            .await?;
+        for public in k.key.public_key_files() {
+            stores
+                .put(
+                    &public_key_object(set.scope(), &public.file_name)?,
+                    public.contents.into(),
+                    PutMode::Overwrite,
+                )
+                .await?;
+        }
     }
     Ok(())
 }

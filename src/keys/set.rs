@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::KeyError;
 use crate::repo::{Key, Scope};
-use crate::signing::{Algorithm, PrivateKey, Signer, SigningError, SigningKey};
+use crate::signing::{Algorithm, PgpKey, PrivateKey, Signer, SigningError, SigningKey};
 
 /// What the stored set says it is; readers refuse anything else.
 const SET_KIND: &str = "packages-key-set";
@@ -73,7 +73,7 @@ struct StoredKey {
     state: KeyState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created: Option<u64>,
-    /// The private key text (RSA: PKCS#8 PEM).
+    /// The private key text (RSA: PKCS#8 PEM; OpenPGP: armored secret key).
     private: String,
 }
 
@@ -151,6 +151,17 @@ impl KeySet {
     pub fn signing_key(&self) -> Option<&SigningKey> {
         self.active_for(Algorithm::RsaSha256)
             .and_then(PrivateKey::as_rsa)
+    }
+
+    /// The OpenPGP keys, the active one first, then the retiring ones: sign
+    /// with all of them during a rotation ([`crate::signing::sign_many`]) and
+    /// publish them as one keyring ([`crate::signing::keyring_binary`]).
+    /// Empty when the set has no active OpenPGP key.
+    pub fn pgp_keys(&self) -> Vec<&PgpKey> {
+        if self.active_for(Algorithm::OpenPgp).is_none() {
+            return Vec::new();
+        }
+        self.keys.iter().filter_map(|k| k.key.as_pgp()).collect()
     }
 
     /// The retiring keys.
@@ -318,6 +329,55 @@ mod tests {
             back.retiring().map(|k| k.key_id()).collect::<Vec<_>>(),
             vec![new.key_id()]
         );
+    }
+
+    #[test]
+    fn an_openpgp_key_round_trips_in_a_set_and_rotates_with_its_own_algorithm() {
+        let pgp = PrivateKey::load(
+            Algorithm::OpenPgp,
+            "acme",
+            include_str!("../../tests/fixtures/keys/test-signing.pgp.asc"),
+        )
+        .unwrap();
+        let set = KeySet::new(scope(), fixture(), 1).with_active(pgp.clone(), 2);
+        let stored = set.to_bytes();
+        assert!(String::from_utf8_lossy(&stored).contains("\"algorithm\": \"openpgp\""));
+        let read = KeySet::from_bytes(&scope(), &stored).unwrap();
+        // Another algorithm's key does not retire the RSA key.
+        assert_eq!(read.retiring().count(), 0);
+        assert_eq!(read.signing_key().unwrap().key_name(), fixture().key_id());
+        let active = read.active_for(Algorithm::OpenPgp).unwrap();
+        assert_eq!(active.key_id(), pgp.key_id());
+        assert_eq!(
+            active.as_pgp().unwrap().public_binary(),
+            pgp.as_pgp().unwrap().public_binary()
+        );
+        let ids = |set: &KeySet| -> Vec<String> {
+            set.pgp_keys()
+                .iter()
+                .map(|k| k.key_id().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&read), vec![pgp.key_id().to_owned()]);
+
+        let new = PrivateKey::generate(
+            Algorithm::OpenPgp,
+            "acme",
+            0,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        let rotated =
+            KeySet::from_bytes(&scope(), &read.with_active(new.clone(), 3).to_bytes()).unwrap();
+        assert_eq!(
+            ids(&rotated),
+            vec![new.key_id().to_owned(), pgp.key_id().to_owned()]
+        );
+        assert_eq!(
+            rotated.retiring().map(|k| k.key_id()).collect::<Vec<_>>(),
+            vec![pgp.key_id()]
+        );
+        assert!(KeySet::new(scope(), fixture(), 1).pgp_keys().is_empty());
     }
 
     #[test]

@@ -75,18 +75,9 @@ impl RsaKey {
                 "{bits}-bit keys are too small, use at least {MIN_KEY_BITS} bits"
             )));
         }
-        let mut rng = CancellableRng { cancel };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            RsaPrivateKey::new(&mut rng, bits)
-        }));
-        match outcome {
-            Ok(private) => Self::from_rsa(
-                org,
-                private.map_err(|e| SigningError::Generate(e.to_string()))?,
-            ),
-            Err(payload) if payload.is::<Cancelled>() => Err(SigningError::Cancelled),
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
+        let private = run_cancellable(cancel, |rng| RsaPrivateKey::new(rng, bits))?
+            .map_err(|e| SigningError::Generate(e.to_string()))?;
+        Self::from_rsa(org, private)
     }
 
     /// Reads a PEM private key (PKCS#8 or PKCS#1) belonging to `org`.
@@ -198,7 +189,7 @@ impl Signer for RsaKey {
     fn public_key(&self) -> PublicKeyFile {
         PublicKeyFile {
             file_name: self.key_name.clone(),
-            contents: self.public_pem.clone(),
+            contents: self.public_pem.clone().into_bytes(),
         }
     }
 
@@ -221,11 +212,27 @@ impl Signer for RsaKey {
     }
 }
 
-/// Unwinds out of key generation ([`RsaKey::generate_cancellable`]).
+/// Runs `work` (a key generation) with an OS random source that stops it
+/// soon after `cancel` is set: [`SigningError::Cancelled`] then. See
+/// [`RsaKey::generate_cancellable`] for how (and why it needs unwinding).
+pub(super) fn run_cancellable<T>(
+    cancel: &AtomicBool,
+    work: impl FnOnce(&mut CancellableRng<'_>) -> T,
+) -> Result<T, SigningError> {
+    let mut rng = CancellableRng { cancel };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut rng)));
+    match outcome {
+        Ok(done) => Ok(done),
+        Err(payload) if payload.is::<Cancelled>() => Err(SigningError::Cancelled),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Unwinds out of key generation ([`run_cancellable`]).
 struct Cancelled;
 
 /// The OS random source, which stops the caller once `cancel` is set.
-struct CancellableRng<'a> {
+pub(super) struct CancellableRng<'a> {
     cancel: &'a AtomicBool,
 }
 
@@ -263,7 +270,7 @@ impl CryptoRng for CancellableRng<'_> {}
 
 /// The org becomes part of a file name (the key name) that clients save in
 /// `/etc/apk/keys` and that we store under; refuse what cannot be a plain name.
-fn check_org(org: &str) -> Result<(), SigningError> {
+pub(super) fn check_org(org: &str) -> Result<(), SigningError> {
     let bad = org.is_empty()
         || org.starts_with('.')
         || org.len() > 64
@@ -489,7 +496,7 @@ mod tests {
         ));
         let public = key.public_key();
         assert_eq!(public.file_name, key.key_name());
-        assert_eq!(public.contents, key.public_pem());
+        assert_eq!(public.contents, key.public_pem().into_bytes());
         assert_eq!(key.key_id(), key.key_name());
         let exported = secrecy::ExposeSecret::expose_secret(&key.export_private()).to_owned();
         assert_eq!(

@@ -55,7 +55,7 @@ pub async fn setup_debian(stores: &Stores) -> Publisher {
         stores,
         &scope,
         &test_pgp_key(),
-        packages::keys::ChangeOptions {
+        &packages::keys::ChangeOptions {
             algorithm: packages::signing::Algorithm::OpenPgp,
             ..Default::default()
         },

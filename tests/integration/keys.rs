@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::Method;
 use packages::keys::{self, ChangeOptions, KeyError, KeyPolicy};
 use packages::repo::{Distro, Org, RepoId, Scope, Segment};
-use packages::signing::{RsaKey, Signer};
+use packages::signing::{Algorithm, PgpKey, RsaKey, Signer};
 use packages::stores::Stores;
 use serde_json::json;
 
@@ -169,6 +169,7 @@ async fn concurrent_imports_leave_one_key(ctx: Ctx) {
             min_rsa_bits: 1024,
             max_rsa_bits: 4096,
         },
+        ..ChangeOptions::default()
     };
     let scope = distro_scope();
     let pems: Vec<String> = (0..6)
@@ -211,7 +212,7 @@ async fn assert_one_winner(stores: &Stores, results: Vec<Result<keys::GeneratedK
         .await
         .unwrap()
         .0;
-    assert_eq!(published, set.active().public_key().contents.as_bytes());
+    assert_eq!(published, set.active().public_key().contents);
 }
 
 /// Key sizes outside 2048..=4096 bits are refused before any work or write.
@@ -249,6 +250,7 @@ async fn key_sizes_are_bounded(ctx: Ctx) {
             min_rsa_bits: 3072,
             max_rsa_bits: 3072,
         },
+        ..ChangeOptions::default()
     };
     let err = keys::generate_with(&stores, &distro_scope(), 2048, &policy)
         .await
@@ -424,7 +426,78 @@ all_backends!(
     a_narrower_key_needs_replace
 );
 backend_tests!([local, garage, moto] concurrent_generates_leave_one_key, concurrent_imports_leave_one_key);
-backend_tests!([local] a_dropped_generation_stops);
+backend_tests!([local] a_dropped_generation_stops, openpgp_keys_are_stored_and_published);
+
+/// OpenPGP keys go through the same key changes: imported (armored secret
+/// key) or generated (here Ed25519, bits 0), each published as `.asc` and
+/// `.gpg`; a new one retires the old one, which stays published.
+async fn openpgp_keys_are_stored_and_published(ctx: Ctx) {
+    let stores = ctx.shared().await;
+    let pgp = ChangeOptions {
+        algorithm: Algorithm::OpenPgp,
+        ..ChangeOptions::default()
+    };
+    let fixture = include_str!("../fixtures/keys/test-signing.pgp.asc");
+    let imported = keys::import_with(&stores, &distro_scope(), fixture, &pgp)
+        .await
+        .unwrap();
+    let key = PgpKey::from_armored(ORG, fixture).unwrap();
+    let stem = format!("{ORG}-{}", key.long_key_id());
+    assert_eq!(imported.key_name, format!("{stem}.asc"));
+    assert_eq!(imported.public_pem, key.public_armored());
+    let published = |name: String| {
+        let stores = stores.clone();
+        async move {
+            stores
+                .public()
+                .get_bytes(&format!("static/{ORG}/alpine/{name}"))
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    assert_eq!(
+        published(format!("{stem}.asc")).await,
+        key.public_armored().as_bytes()
+    );
+    assert_eq!(published(format!("{stem}.gpg")).await, key.public_binary());
+
+    let replace = ChangeOptions {
+        replace: true,
+        ..pgp
+    };
+    let generated = keys::generate_with(&stores, &distro_scope(), 0, &replace)
+        .await
+        .unwrap();
+    assert_eq!(generated.retiring, vec![key.fingerprint().to_owned()]);
+    let set = keys::read_set(&stores, &distro_scope())
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    let pgp_keys = set.pgp_keys();
+    assert_eq!(pgp_keys.len(), 2);
+    assert_eq!(
+        format!("{}.asc", pgp_keys[0].file_stem()),
+        generated.key_name
+    );
+    for k in pgp_keys {
+        assert_eq!(
+            published(format!("{}.gpg", k.file_stem())).await,
+            k.public_binary()
+        );
+    }
+
+    let err = keys::import_with(
+        &stores,
+        &distro_scope(),
+        include_str!("../fixtures/keys/gpg-ed25519-protected.pgp.asc"),
+        &replace,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("passphrase"), "{err}");
+}
 
 /// Only org tokens (and admin) may change keys; repo and distro tokens may not.
 #[tokio::test]
