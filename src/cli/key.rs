@@ -72,10 +72,19 @@ pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) 
         return print_json(&generated);
     }
     eprintln!("signing key for {scope} stored; clients trust it with:");
-    eprintln!(
-        "  wget -O /etc/apk/keys/{} <BASE URL>/{}",
-        generated.key_name, generated.public_path
-    );
+    if scope.distro.map(crate::repo::Distro::family) == Some(crate::repo::Family::Deb) {
+        // Each suite also publishes every key signing it as `dists/<suite>/archive-keyring.gpg`.
+        let keyring = generated.public_path.replace(".asc", ".gpg");
+        eprintln!(
+            "  curl -fsSLo /etc/apt/keyrings/{}.gpg <BASE URL>/{keyring}   (then signed-by=/etc/apt/keyrings/{}.gpg)",
+            scope.org, scope.org
+        );
+    } else {
+        eprintln!(
+            "  wget -O /etc/apk/keys/{} <BASE URL>/{}",
+            generated.key_name, generated.public_path
+        );
+    }
     println!("{}", generated.key_name);
     println!("{}", generated.public_path);
     Ok(())

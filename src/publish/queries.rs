@@ -88,7 +88,10 @@ impl Publisher {
             .list(Tree::Public, &Key::org_public_prefix(org))
             .await?
         {
-            if !object.key.ends_with(".rsa.pub") {
+            // apk keys, and OpenPGP keys by their armored file (each has a
+            // binary `.gpg` twin; suites' keyrings under `dists/` are copies).
+            let pgp = object.key.ends_with(".asc") && !object.key.contains("/dists/");
+            if !object.key.ends_with(".rsa.pub") && !pgp {
                 continue;
             }
             let path = object

@@ -229,9 +229,7 @@ impl DebSuite {
                     && (section.arch == arch || (arch != ARCH_ALL && section.arch == ARCH_ALL));
                 if wanted {
                     text.extend_from_slice(part.bytes.get(at..at + text_len)?);
-                    let deflate = part
-                        .bytes
-                        .get(at + text_len..at + text_len + deflate_len)?;
+                    let deflate = part.bytes.get(at + text_len..at + text_len + deflate_len)?;
                     segments.push((deflate, section.crc32, section.text_len));
                 }
                 at += text_len + deflate_len;
@@ -443,14 +441,8 @@ impl Format for DebSuite {
                 suite: alias.clone(),
                 ..suite.clone()
             };
-            let text = self.release_text(
-                suite,
-                alias.as_str(),
-                &date,
-                &components,
-                &arches,
-                &index,
-            );
+            let text =
+                self.release_text(suite, alias.as_str(), &date, &components, &arches, &index);
             for f in &index {
                 files.push((
                     Key::Dists {
@@ -624,7 +616,13 @@ impl Format for DebSuite {
                     .arch_files(&placeholder, component, arch, &parts)
                     .unwrap_or_default()
                 {
-                    if matches!(f.file, DistsFile::Packages { compression: None, .. }) {
+                    if matches!(
+                        f.file,
+                        DistsFile::Packages {
+                            compression: None,
+                            ..
+                        }
+                    ) {
                         expected.insert(f.file.path(), f.sha256);
                     }
                 }
