@@ -12,7 +12,7 @@
 # 3. times, RUNS times (default 5, $RUNS) each on a fresh copy of the N-package repo:
 #      reprepro -b COPY includedeb stable EXTRA.deb            (adds, exports and signs)
 #      aptly repo add synth EXTRA.deb && aptly publish update stable   (one timing for both)
-#    and prints the median of each, one line per tool:
+#    (copies hard-link the pool, see fresh_copy) and prints the median of each, one line per tool:
 #      reprepro +1 into N: <median> s
 #      aptly +1 (repo add + publish update) into N: <median> s
 #    (every sample goes to stderr).
@@ -122,25 +122,46 @@ aptly_plus1() {
     aptly -config="$1/aptly.conf" publish update -batch -gpg-key="$KEYID" stable
 }
 
+# A fresh copy of repo SRC at DST, quickly: everything hard-linked (`cp -al`), then the parts
+# a tool changes in place (databases, dists, config) replaced by real copies. Pool files are
+# written once and never changed in place by either tool, so sharing them is safe; the base
+# is checked after every run all the same.
+fresh_copy() { # src dst mutable-path...
+  local src=$1 dst=$2 p; shift 2
+  cp -al "$src" "$dst"
+  for p in "$@"; do
+    rm -rf -- "${dst:?}/$p"
+    [ ! -e "$src/$p" ] || cp -a "$src/$p" "$dst/$p"
+  done
+}
+EXTRA_NAME="synth-$(printf '%05d' $((N + 1)))"
+base_untouched() {
+  ! grep -q "^Package: $EXTRA_NAME\$" "$RBASE/dists/stable/main/binary-amd64/Packages" ||
+    die "the reprepro base repo changed"
+  ! grep -q "^Package: $EXTRA_NAME\$" <(gzip -dc "$ABASE/public/dists/stable/main/binary-amd64/Packages.gz") ||
+    die "the aptly base repo changed"
+}
+
 samples_r=()
 samples_a=()
 for i in $(seq 1 "$RUNS"); do
   R="$WORK/reprepro-$i"
-  cp -a "$RBASE" "$R"
+  fresh_copy "$RBASE" "$R" conf db dists
   samples_r+=("$(timed reprepro_plus1 "$R")")
-  grep -q "^Package: synth-$(printf '%05d' $((N + 1)))\$" "$R/dists/stable/main/binary-amd64/Packages" ||
+  grep -q "^Package: $EXTRA_NAME\$" "$R/dists/stable/main/binary-amd64/Packages" ||
     die "reprepro did not add the extra package"
   [ -s "$R/dists/stable/InRelease" ] || die "reprepro wrote no InRelease"
   rm -rf -- "$R"
 
   A="$WORK/aptly-$i"
-  cp -a "$ABASE" "$A"
+  fresh_copy "$ABASE" "$A" db public/dists aptly.conf
   aptly_conf "$A"
   samples_a+=("$(timed aptly_plus1 "$A")")
-  grep -q "^Package: synth-$(printf '%05d' $((N + 1)))\$" <(gzip -dc "$A/public/dists/stable/main/binary-amd64/Packages.gz") ||
+  grep -q "^Package: $EXTRA_NAME\$" <(gzip -dc "$A/public/dists/stable/main/binary-amd64/Packages.gz") ||
     die "aptly did not publish the extra package"
   [ -s "$A/public/dists/stable/InRelease" ] || die "aptly wrote no InRelease"
   rm -rf -- "$A"
+  base_untouched
   say "run $i: reprepro ${samples_r[-1]} s, aptly ${samples_a[-1]} s"
 done
 

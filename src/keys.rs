@@ -5,7 +5,8 @@
 //! active key and the retiring keys of past rotations, in one private object
 //! ([`set`] has the layout; a store from before key sets, holding one bare PEM,
 //! reads as a one-key set). Every key of a set is published in the public tree
-//! under its file name (apk: `<org>-<8 hex>.rsa.pub`) at the scope's level.
+//! under its file names (apk: `<org>-<8 hex>.rsa.pub`; OpenPGP:
+//! `<org>-<16 hex>.asc` and the binary `.gpg`) at the scope's level.
 //! The most specific scope with a set signs ([`key_set_for`], cached briefly
 //! per process).
 //!

@@ -23,9 +23,9 @@ use crate::stores::Stores;
 
 mod aliases;
 mod batch;
+pub mod commit;
 pub mod deb;
 mod deb_gc;
-pub mod commit;
 mod gc;
 mod orgs;
 mod rebuild;

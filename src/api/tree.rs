@@ -16,6 +16,19 @@ pub async fn org_tree(publisher: &Publisher, org: &Org) -> Result<OrgTree, ApiEr
 /// The settings of `repo`, or 404 when it does not exist.
 pub async fn existing_repo(publisher: &Publisher, repo: &RepoId) -> Result<RepoSettings, ApiError> {
     publisher.get_org(&repo.org).await?;
+    if repo.distro.family() == crate::repo::Family::Deb {
+        // A component exists while its suite lists packages in it.
+        let listed = publisher.list(repo, None).await?;
+        if listed.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "repository {repo} does not exist"
+            )));
+        }
+        return Ok(RepoSettings {
+            arches: listed.into_iter().map(|l| l.arch).collect(),
+            ..RepoSettings::default()
+        });
+    }
     match publisher.repo_settings(repo).await? {
         (settings, Some(_)) => Ok(settings),
         (_, None) => Err(ApiError::not_found(format!(

@@ -103,7 +103,9 @@ pub(super) async fn repair_indexes(
         let suite = repo.suite()?;
         let done = publisher.repair_suite(&suite).await?;
         if json {
-            print_json(&serde_json::json!({"suite": suite.to_string(), "packages": done.reindexed.packages}))?;
+            print_json(
+                &serde_json::json!({"suite": suite.to_string(), "packages": done.reindexed.packages}),
+            )?;
         } else {
             println!("repaired {suite}: {} package(s)", done.reindexed.packages);
         }

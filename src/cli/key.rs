@@ -7,7 +7,6 @@ use clap::Subcommand;
 
 use super::args::ScopeArgs;
 use super::output::print_json;
-use crate::keys;
 use crate::publish::Publisher;
 
 /// `packages key ...`
@@ -17,9 +16,10 @@ pub enum KeyCommand {
     Generate {
         #[command(flatten)]
         scope: ScopeArgs,
-        /// RSA key size (2048 to 4096)
-        #[arg(long, default_value_t = keys::DEFAULT_KEY_BITS)]
-        bits: usize,
+        /// RSA key size, 2048 to 4096 (default: 2048 for apk, 3072 for OpenPGP keys of
+        /// Debian-style distros)
+        #[arg(long)]
+        bits: Option<usize>,
         /// Replace the level's key, or take over repositories a wider level's key signs
         /// today (refused without it; the old key stays published as retiring)
         #[arg(long)]
@@ -72,10 +72,19 @@ pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) 
         return print_json(&generated);
     }
     eprintln!("signing key for {scope} stored; clients trust it with:");
-    eprintln!(
-        "  wget -O /etc/apk/keys/{} <BASE URL>/{}",
-        generated.key_name, generated.public_path
-    );
+    if scope.distro.map(crate::repo::Distro::family) == Some(crate::repo::Family::Deb) {
+        // Each suite also publishes every key signing it as `dists/<suite>/archive-keyring.gpg`.
+        let keyring = generated.public_path.replace(".asc", ".gpg");
+        eprintln!(
+            "  curl -fsSLo /etc/apt/keyrings/{}.gpg <BASE URL>/{keyring}   (then signed-by=/etc/apt/keyrings/{}.gpg)",
+            scope.org, scope.org
+        );
+    } else {
+        eprintln!(
+            "  wget -O /etc/apk/keys/{} <BASE URL>/{}",
+            generated.key_name, generated.public_path
+        );
+    }
     println!("{}", generated.key_name);
     println!("{}", generated.public_path);
     Ok(())

@@ -58,7 +58,9 @@ pub(super) async fn suite(publisher: &Publisher, command: SuiteCommand, json: bo
             let target = SuiteId::new(Org::parse(&org)?, Distro::parse(&distro)?, &suite)?;
             let previous = publisher.set_alias(&target, &alias).await?;
             if json {
-                print_json(&serde_json::json!({"alias": alias, "suite": suite, "previous": previous}))?;
+                print_json(
+                    &serde_json::json!({"alias": alias, "suite": suite, "previous": previous}),
+                )?;
             } else {
                 match previous {
                     Some(old) if old != suite => println!("{alias} -> {suite} (was -> {old})"),

@@ -91,13 +91,14 @@ impl Publisher {
                         target.suite
                     )));
                 }
-                Ok(aliases
-                    .0
-                    .insert(alias.to_owned(), target.suite.to_string()))
+                Ok(aliases.0.insert(alias.to_owned(), target.suite.to_string()))
             })
             .await?;
         self.republish_suite(target).await?;
-        if let Some(old) = previous.as_deref().filter(|old| *old != target.suite.as_str()) {
+        if let Some(old) = previous
+            .as_deref()
+            .filter(|old| *old != target.suite.as_str())
+        {
             let old = SuiteId::new(target.org.clone(), target.distro, old)?;
             self.republish_suite(&old).await?;
         }
@@ -159,7 +160,8 @@ impl Publisher {
             distro: suite.distro,
         };
         for _ in 0..50 {
-            let (mut aliases, etag) = read_with_etag(&self.stores, &suite.org, suite.distro).await?;
+            let (mut aliases, etag) =
+                read_with_etag(&self.stores, &suite.org, suite.distro).await?;
             let out = change(&mut aliases)?;
             let body = serde_json::to_vec(&aliases)
                 .map_err(|e| StorageError::backend("encode", &key.path(), e))?;

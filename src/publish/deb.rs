@@ -7,8 +7,8 @@
 
 use super::*;
 use crate::core::{self, Known};
-use crate::formats::deb::{DebLimits, DebPackage, read_deb};
 use crate::formats::deb::suite::SuiteKeys;
+use crate::formats::deb::{DebLimits, DebPackage, read_deb};
 use crate::formats::deb::{DebRecord, DebSuite};
 use crate::repo::{Family, RootId, SuiteId};
 
@@ -29,9 +29,7 @@ pub struct PoolRecord {
 fn stanza_field<'a>(stanza: &'a str, name: &str) -> Option<&'a str> {
     stanza.lines().find_map(|line| {
         let (field, value) = line.split_once(':')?;
-        field
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim_start())
+        field.eq_ignore_ascii_case(name).then(|| value.trim_start())
     })
 }
 
@@ -344,8 +342,7 @@ impl Publisher {
     ) -> Result<Vec<Listed>, PublishError> {
         self.require_org(&repo.org).await?;
         let (suite, format) = self.suite_of(repo).await?;
-        let (state, _) =
-            core::read_state(&self.stores, &format, &RootId::Suite(suite)).await?;
+        let (state, _) = core::read_state(&self.stores, &format, &RootId::Suite(suite)).await?;
         Ok(state
             .records
             .into_values()
@@ -395,13 +392,7 @@ impl Publisher {
                 .await?,
             );
         }
-        core::reindex_with(
-            &self.stores,
-            &format,
-            &root,
-            Known { pending, key: None },
-        )
-        .await?;
+        core::reindex_with(&self.stores, &format, &root, Known { pending, key: None }).await?;
         Ok(matching)
     }
 

@@ -57,7 +57,8 @@ impl Publisher {
         let mut deleted = Vec::new();
         let mut referenced: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for suite in &suites {
-            let aliases = super::aliases::read_aliases(&self.stores, &suite.org, suite.distro).await?;
+            let aliases =
+                super::aliases::read_aliases(&self.stores, &suite.org, suite.distro).await?;
             let format = aliases.format_for(suite);
             let root = RootId::Suite(suite.clone());
             // Pending changes first, so records hold every acknowledged upload.
@@ -68,12 +69,12 @@ impl Publisher {
                 .or_default()
                 .extend(state.records.values().map(|r| r.filename.clone()));
             // by-hash copies the suite's (and its aliases') InRelease no longer names.
-            for shown in std::iter::once(suite.clone()).chain(format.aliases.iter().map(|a| {
-                SuiteId {
+            for shown in
+                std::iter::once(suite.clone()).chain(format.aliases.iter().map(|a| SuiteId {
                     suite: a.clone(),
                     ..suite.clone()
-                }
-            })) {
+                }))
+            {
                 let in_release = Key::Dists {
                     suite: shown.clone(),
                     file: DistsFile::InRelease,
@@ -85,7 +86,11 @@ impl Publisher {
                     continue;
                 };
                 let live = listed_hashes(&text);
-                let prefix = format!("{STATIC_PREFIX}{}/dists/{}/", shown.distro_path(), shown.suite);
+                let prefix = format!(
+                    "{STATIC_PREFIX}{}/dists/{}/",
+                    shown.distro_path(),
+                    shown.suite
+                );
                 for object in self.stores.list(Tree::Public, &prefix).await? {
                     let Some((_, sha)) = object.key.rsplit_once("/by-hash/SHA256/") else {
                         continue;

@@ -88,7 +88,10 @@ impl Publisher {
             .list(Tree::Public, &Key::org_public_prefix(org))
             .await?
         {
-            if !object.key.ends_with(".rsa.pub") {
+            // apk keys, and OpenPGP keys by their armored file (each has a
+            // binary `.gpg` twin; suites' keyrings under `dists/` are copies).
+            let pgp = object.key.ends_with(".asc") && !object.key.contains("/dists/");
+            if !object.key.ends_with(".rsa.pub") && !pgp {
                 continue;
             }
             let path = object
@@ -112,11 +115,17 @@ impl Publisher {
     pub async fn generate_key(
         &self,
         scope: &Scope,
-        bits: usize,
+        bits: Option<usize>,
         replace: bool,
     ) -> Result<GeneratedKey, PublishError> {
+        let algorithm = algorithm_for(scope);
+        let bits = bits.unwrap_or(match algorithm {
+            crate::signing::Algorithm::OpenPgp => keys::DEFAULT_PGP_KEY_BITS,
+            _ => keys::DEFAULT_KEY_BITS,
+        });
         let options = keys::ChangeOptions {
             replace,
+            algorithm,
             ..keys::ChangeOptions::default()
         };
         Ok(keys::generate_with(self.stores(), scope, bits, &options).await?)
@@ -131,6 +140,7 @@ impl Publisher {
     ) -> Result<GeneratedKey, PublishError> {
         let options = keys::ChangeOptions {
             replace,
+            algorithm: algorithm_for(scope),
             ..keys::ChangeOptions::default()
         };
         Ok(keys::import_with(self.stores(), scope, pem, &options).await?)
@@ -177,5 +187,14 @@ impl Publisher {
                 .await?;
         }
         Ok(repaired)
+    }
+}
+
+/// The kind of key a scope's distro signs with: OpenPGP for Debian-style
+/// distros, RSA (apk) otherwise.
+fn algorithm_for(scope: &Scope) -> crate::signing::Algorithm {
+    match scope.distro.map(crate::repo::Distro::family) {
+        Some(crate::repo::Family::Deb) => crate::signing::Algorithm::OpenPgp,
+        _ => crate::signing::Algorithm::RsaSha256,
     }
 }

@@ -10,6 +10,13 @@
 //! warning with exit status 0. Apt retries nothing (`Acquire::Retries "0"`), so one
 //! "Hash Sum mismatch" is enough to fail.
 //!
+//! What apt 2.6 does that a publisher must match (seen with this harness): with
+//! `Acquire-By-Hash: yes` it fetches `by-hash/<strongest hash the Release lists>/<hex>` (SHA512
+//! when the Release has a SHA512 section, so list MD5Sum + SHA256 only, as Debian does, or
+//! publish `by-hash/SHA512` too); it revalidates `InRelease` with `If-Modified-Since`; a
+//! `Release` whose `Suite` and `Codename` both differ from the requested suite gives a
+//! "Conflicting distribution" warning (fatal here).
+//!
 //! ```ignore
 //! let apt = AptClient::new(&url, "stable", &["main"], &key_asc);
 //! apt.update().expect("apt-get update");

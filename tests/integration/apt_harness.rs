@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::apt_client::{
@@ -30,7 +31,7 @@ const FIXTURES: [(&str, &str); 5] = [
 
 const JQ_VERSION: &str = "1.6-2.1+deb12u3";
 
-/// `tests/fixtures/debian` when the repository carries the fixtures, else the team's shared
+/// `tests/fixtures/deb` when the repository carries the fixtures, else the team's shared
 /// copy next to the checkout (`../shared/fixtures/debian`).
 fn fixtures_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -133,6 +134,13 @@ struct ReferenceRepo {
 
 impl ReferenceRepo {
     fn build() -> Self {
+        Self::build_as("stable", "stable", false)
+    }
+
+    /// The repository under `dists/stable`, its `Release` saying `Suite: suite` and
+    /// `Codename: codename`; with `by_hash`, `Acquire-By-Hash: yes` and each index also under
+    /// `by-hash/SHA256/<hex>`, as Debian's archive (and our publisher) lay it out.
+    fn build_as(suite: &str, codename: &str, by_hash: bool) -> Self {
         for (tool, package) in [
             ("apt-get", "apt"),
             ("gpgv", "gpgv"),
@@ -158,6 +166,14 @@ impl ReferenceRepo {
         fs::write(binary.join("Packages"), &packages).expect("write Packages");
         let gz = run_in(&binary, "gzip", &["-9", "-n", "-c", "Packages"]);
         fs::write(binary.join("Packages.gz"), gz).expect("write Packages.gz");
+        let (suite, codename, by_hash_field) = (
+            format!("APT::FTPArchive::Release::Suite={suite}"),
+            format!("APT::FTPArchive::Release::Codename={codename}"),
+            format!(
+                "APT::FTPArchive::Release::Acquire-By-Hash={}",
+                if by_hash { "yes" } else { "no" }
+            ),
+        );
         let release = run_in(
             root,
             "apt-ftparchive",
@@ -167,19 +183,36 @@ impl ReferenceRepo {
                 "-o",
                 "APT::FTPArchive::Release::Label=Harness",
                 "-o",
-                "APT::FTPArchive::Release::Suite=stable",
+                &suite,
                 "-o",
-                "APT::FTPArchive::Release::Codename=stable",
+                &codename,
                 "-o",
                 "APT::FTPArchive::Release::Architectures=amd64",
                 "-o",
                 "APT::FTPArchive::Release::Components=main",
+                "-o",
+                &by_hash_field,
+                // apt fetches by-hash/<strongest hash listed>: with by-hash, list MD5Sum and
+                // SHA256 only, as Debian's archive does (else apt asks for by-hash/SHA512).
+                "-o",
+                &format!("APT::FTPArchive::Release::SHA1={}", !by_hash),
+                "-o",
+                &format!("APT::FTPArchive::Release::SHA512={}", !by_hash),
                 "release",
                 "dists/stable",
             ],
         );
         let release_path = root.join("dists/stable/Release");
         fs::write(&release_path, release).expect("write Release");
+        if by_hash {
+            let dir = binary.join("by-hash/SHA256");
+            fs::create_dir_all(&dir).expect("by-hash dir");
+            for name in ["Packages", "Packages.gz"] {
+                let bytes = fs::read(binary.join(name)).expect("read index");
+                fs::write(dir.join(hex::encode(Sha256::digest(&bytes))), bytes)
+                    .expect("write by-hash copy");
+            }
+        }
         let key = GpgKey::generate("harness");
         key.sign_release(&release_path);
         let server = StaticHttp::start(root);
@@ -193,6 +226,11 @@ impl ReferenceRepo {
     /// A fresh client of `stable main`, trusting `key` (a `.asc` or `.gpg` file).
     fn client_with(&self, key: &Path) -> AptClient {
         AptClient::new(&self.server.url(), "stable", &["main"], key)
+    }
+
+    /// A fresh client of `suite main`, trusting the repository's key.
+    fn client_of(&self, suite: &str) -> AptClient {
+        AptClient::new(&self.server.url(), suite, &["main"], &self.key.asc)
     }
 
     fn client(&self) -> AptClient {
@@ -305,6 +343,22 @@ fn tampered_packages_fails_update() {
 }
 
 #[test]
+fn by_hash_indexes_are_used_and_tampering_them_fails() {
+    let repo = ReferenceRepo::build_as("stable", "stable", true);
+    let binary = repo.path("dists/stable/main/binary-amd64");
+    // Only the by-hash copies are left: apt must fetch those.
+    fs::remove_file(binary.join("Packages")).unwrap();
+    fs::remove_file(binary.join("Packages.gz")).unwrap();
+    let apt = repo.client();
+    apt.update().expect("update through by-hash");
+    assert_eq!(apt.candidate("jq").unwrap().as_deref(), Some(JQ_VERSION));
+    let changed = tamper_packages(&binary);
+    assert_eq!(changed.len(), 2, "both by-hash copies: {changed:?}");
+    let err = repo.client().update_expect_failure();
+    assert_mentions(&err, &["Hash Sum mismatch", "File has unexpected size"]);
+}
+
+#[test]
 fn tampered_inrelease_fails_update() {
     let repo = ReferenceRepo::build();
     let before = repo.client();
@@ -338,6 +392,27 @@ fn tampered_pool_file_fails_download() {
     overwrite(&deb, &longer);
     let err = apt.download_expect_failure(&["libonig5"]);
     assert_mentions(&err, &["Hash Sum mismatch", "File has unexpected size"]);
+}
+
+#[test]
+fn suite_aliases_pass_and_a_conflicting_suite_is_fatal() {
+    // As Debian does it: `dists/stable` is the codename's directory under another name; its
+    // Release names both, so apt accepts it by either name without a warning.
+    let repo = ReferenceRepo::build_as("stable", "bookworm", false);
+    std::os::unix::fs::symlink("stable", repo.path("dists/bookworm")).unwrap();
+    for suite in ["stable", "bookworm"] {
+        let apt = repo.client_of(suite);
+        apt.update()
+            .unwrap_or_else(|e| panic!("update through suite {suite}: {e}"));
+        assert_eq!(apt.candidate("jq").unwrap().as_deref(), Some(JQ_VERSION));
+        let debs = apt.download(&["jq"]).expect("download through an alias");
+        assert_eq!(debs.len(), 3, "{debs:?}");
+    }
+    // A suite directory whose Release names neither: apt only warns ("Conflicting
+    // distribution", exit status 0); the harness makes that a failure.
+    std::os::unix::fs::symlink("stable", repo.path("dists/testing")).unwrap();
+    let err = repo.client_of("testing").update_expect_failure();
+    assert_mentions(&err, &["Conflicting distribution"]);
 }
 
 #[test]

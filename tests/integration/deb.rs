@@ -138,17 +138,29 @@ fn apt_checks(base: &str) {
             "{want} downloaded with jq: {names:?}"
         );
     }
-    let got = apt.download(&["sensible-utils", "hello"]).expect("all + contrib");
-    assert!(got.iter().any(|p| p.to_string_lossy().contains("sensible-utils_")));
+    let got = apt
+        .download(&["sensible-utils", "hello"])
+        .expect("all + contrib");
+    assert!(
+        got.iter()
+            .any(|p| p.to_string_lossy().contains("sensible-utils_"))
+    );
     // Downloaded files are the uploaded bytes.
     for path in apt.archived_debs() {
-        let name = path.file_name().unwrap().to_string_lossy().replace("%2b", "+");
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("%2b", "+");
         let fixture = FIXTURES
             .iter()
             .find(|(f, _)| name.starts_with(f.split('_').next().unwrap()))
             .map(|(f, _)| deb_fixture(f));
         if let Some(fixture) = fixture {
-            assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(fixture).unwrap());
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(fixture).unwrap()
+            );
         }
     }
 
@@ -184,10 +196,11 @@ pub fn serve(dir: &Path) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .expect("start packages serve");
-    // Killed and reaped on drop, also when it never answers.
-    let server = Serve(child, format!("http://127.0.0.1:{port}"));
+    let url = format!("http://127.0.0.1:{port}");
+    // Killed and waited for on drop, whether it starts or not.
+    let server = Serve(child, url.clone());
     for _ in 0..300 {
-        if curl_get(&format!("{}/health/ping", server.1)).status == 200 {
+        if curl_get(&format!("{url}/health/ping")).status == 200 {
             return server;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -248,7 +261,12 @@ fn tamper_checks(public: &Path) {
             std::fs::remove_file(dists.join("main/binary-amd64/Packages.gz")).ok();
         }
         let http = StaticHttp::start(copy.path());
-        let apt = AptClient::new(&format!("{}/{ORG}/debian", http.url()), SUITE, &["main"], &key);
+        let apt = AptClient::new(
+            &format!("{}/{ORG}/debian", http.url()),
+            SUITE,
+            &["main"],
+            &key,
+        );
         let err = apt.update_expect_failure();
         assert!(!err.is_empty(), "apt must refuse a tampered {what}");
     }
@@ -265,7 +283,12 @@ fn tamper_checks(public: &Path) {
     let pool_file = distro.join("pool/main/libo/libonig/libonig5_6.9.8-1_amd64.deb");
     flip_byte(&pool_file, 1000);
     let http = StaticHttp::start(copy.path());
-    let apt = AptClient::new(&format!("{}/{ORG}/debian", http.url()), SUITE, &["main"], &key);
+    let apt = AptClient::new(
+        &format!("{}/{ORG}/debian", http.url()),
+        SUITE,
+        &["main"],
+        &key,
+    );
     apt.update().expect("update of the untouched indexes");
     let err = apt.download_expect_failure(&["libonig5"]);
     assert!(!err.is_empty(), "apt must refuse a tampered pool file");
@@ -299,7 +322,10 @@ async fn apt_installs_from_the_garage_website(ctx: Ctx) {
     // The private tree is not served from the website bucket.
     let private_key = format!(
         "{web}/{}",
-        url_path(&format!("{}/config/{ORG}/debian/signing-key.pem", place.prefix))
+        url_path(&format!(
+            "{}/config/{ORG}/debian/signing-key.pem",
+            place.prefix
+        ))
     );
     assert_eq!(curl_get(&private_key).status, 404);
     tokio::task::spawn_blocking(move || apt_checks(&base))

@@ -19,6 +19,7 @@ mod crash;
 mod crash_points;
 mod crash_serve;
 mod deb;
+mod deb_api;
 mod deb_race;
 mod doctor;
 mod group_commit;

@@ -48,7 +48,12 @@ pub(super) async fn list_aliases(
     Path(path): Path<DistroPath>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let (org, distro) = path.parse()?;
-    auth.require_read(&TokenLevel::Scoped(Scope::new(org.clone(), Some(distro), None, None)?))?;
+    auth.require_read(&TokenLevel::Scoped(Scope::new(
+        org.clone(),
+        Some(distro),
+        None,
+        None,
+    )?))?;
     Ok(Json(state.publisher().list_aliases(&org, distro).await?.0))
 }
 

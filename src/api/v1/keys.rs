@@ -73,8 +73,8 @@ pub(super) async fn create_key(
             .map(|r| Segment::parse("repo", r))
             .transpose()?,
     )?;
-    let bits = body.bits.unwrap_or(keys::DEFAULT_KEY_BITS);
-    if bits > 8192 {
+    let bits = body.bits;
+    if let Some(bits) = bits.filter(|b| *b > 8192) {
         return Err(ApiError::bad_request(format!(
             "{bits}-bit keys are too large (at most 8192)"
         )));

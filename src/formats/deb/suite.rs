@@ -31,6 +31,7 @@ use crate::formats::apk::segmented::compress_segment;
 use crate::formats::{Format, Part, RenderedRoot};
 use crate::keys::{KeyError, KeySet};
 use crate::repo::{Arch, DistsFile, Key, RootId, Segment, SuiteId};
+use crate::signing::openpgp::{PgpKey, keyring_armored, keyring_binary, sign_many};
 use crate::signing::{PrivateKey, SignatureFormat, Signer, SigningError};
 
 /// How many chunks a suite's records are split into (by entry key hash).
@@ -228,9 +229,7 @@ impl DebSuite {
                     && (section.arch == arch || (arch != ARCH_ALL && section.arch == ARCH_ALL));
                 if wanted {
                     text.extend_from_slice(part.bytes.get(at..at + text_len)?);
-                    let deflate = part
-                        .bytes
-                        .get(at + text_len..at + text_len + deflate_len)?;
+                    let deflate = part.bytes.get(at + text_len..at + text_len + deflate_len)?;
                     segments.push((deflate, section.crc32, section.text_len));
                 }
                 at += text_len + deflate_len;
@@ -287,13 +286,20 @@ fn signing_error(e: SigningError) -> KeyError {
     }
 }
 
-/// Signs `text` with every key (one signature per key), as `format`.
+/// The OpenPGP keys of a suite's keys.
+fn pgp_keys(keys: &SuiteKeys) -> Vec<&PgpKey> {
+    keys.iter()
+        .filter_map(|k| match k {
+            PrivateKey::Pgp(key) => Some(key.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Signs `text` with every key (one signature per key, in one armor
+/// block), as `format`: clients trusting any one of them accept it.
 fn sign_with(keys: &SuiteKeys, text: &[u8], format: SignatureFormat) -> Result<Vec<u8>, KeyError> {
-    let first = keys.first().ok_or_else(|| KeyError::Signing {
-        key: "OpenPGP suite key".to_owned(),
-        reason: SigningError::InvalidKey("no OpenPGP key".to_owned()),
-    })?;
-    first.sign(text, format).map_err(signing_error)
+    sign_many(&pgp_keys(keys), text, format).map_err(signing_error)
 }
 
 /// The text a clearsigned `InRelease` signs (dash-escaping undone), if it is one.
@@ -435,14 +441,8 @@ impl Format for DebSuite {
                 suite: alias.clone(),
                 ..suite.clone()
             };
-            let text = self.release_text(
-                suite,
-                alias.as_str(),
-                &date,
-                &components,
-                &arches,
-                &index,
-            );
+            let text =
+                self.release_text(suite, alias.as_str(), &date, &components, &arches, &index);
             for f in &index {
                 files.push((
                     Key::Dists {
@@ -508,6 +508,25 @@ impl Format for DebSuite {
         key: &SuiteKeys,
     ) -> Result<Vec<(Key, Vec<u8>)>, KeyError> {
         let suite = root_suite(root);
+        let pgp = pgp_keys(key);
+        let keyrings = |shown: &SuiteId| {
+            [
+                (
+                    Key::Dists {
+                        suite: shown.clone(),
+                        file: DistsFile::Keyring { armored: false },
+                    },
+                    keyring_binary(&pgp),
+                ),
+                (
+                    Key::Dists {
+                        suite: shown.clone(),
+                        file: DistsFile::Keyring { armored: true },
+                    },
+                    keyring_armored(&pgp).into_bytes(),
+                ),
+            ]
+        };
         let mut out = vec![(
             Key::Dists {
                 suite: suite.clone(),
@@ -515,6 +534,7 @@ impl Format for DebSuite {
             },
             sign_with(key, &rendered.body, SignatureFormat::Detached)?,
         )];
+        out.extend(keyrings(suite));
         for (k, bytes) in &rendered.files {
             if let Key::Dists {
                 suite: shown,
@@ -524,6 +544,7 @@ impl Format for DebSuite {
                 if shown == suite {
                     continue;
                 }
+                out.extend(keyrings(shown));
                 for (file, format) in [
                     (DistsFile::InRelease, SignatureFormat::Cleartext),
                     (DistsFile::ReleaseGpg, SignatureFormat::Detached),
@@ -595,7 +616,13 @@ impl Format for DebSuite {
                     .arch_files(&placeholder, component, arch, &parts)
                     .unwrap_or_default()
                 {
-                    if matches!(f.file, DistsFile::Packages { compression: None, .. }) {
+                    if matches!(
+                        f.file,
+                        DistsFile::Packages {
+                            compression: None,
+                            ..
+                        }
+                    ) {
                         expected.insert(f.file.path(), f.sha256);
                     }
                 }

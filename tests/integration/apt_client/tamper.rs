@@ -83,8 +83,26 @@ fn read_packages(dir: &Path) -> Vec<u8> {
             return decompress(kind, &bytes);
         }
     }
+    // Only by-hash copies (one generation expected): the first that holds a Packages index.
+    let by_hash = dir.join("by-hash");
+    let mut candidates = if by_hash.is_dir() {
+        files_under(&by_hash)
+    } else {
+        Vec::new()
+    };
+    candidates.sort();
+    for path in candidates {
+        let bytes = fs::read(&path).expect("read by-hash file");
+        let plain = match compression_of(&path) {
+            Some(kind) => decompress(kind, &bytes),
+            None => bytes,
+        };
+        if plain.starts_with(b"Package: ") {
+            return plain;
+        }
+    }
     panic!(
-        "no Packages, Packages.gz or Packages.xz in {}",
+        "no Packages, Packages.gz, Packages.xz or by-hash copy in {}",
         dir.display()
     );
 }
