@@ -254,7 +254,18 @@ async fn bench(place: &Place, base: &[PathBuf], adds: &[PathBuf]) -> anyhow::Res
                 .filter(|(p, v)| before.get(*p) != Some(*v))
                 .map(|(p, (size, _))| (p, *size))
                 .collect();
-            written = Some((changed.len(), changed.iter().map(|(_, s)| s).sum::<u64>()));
+            let mut largest: Vec<String> = Vec::new();
+            let mut by_size = changed.clone();
+            by_size.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+            for (path, size) in by_size.iter().take(8) {
+                let shown = path.strip_prefix(dir).unwrap_or(path);
+                largest.push(format!("{:.2} MB {}", *size as f64 / 1e6, shown.display()));
+            }
+            written = Some((
+                changed.len(),
+                changed.iter().map(|(_, s)| s).sum::<u64>(),
+                largest,
+            ));
         }
     }
     let listed = publisher.list(&repo, None).await?.len();
@@ -287,11 +298,12 @@ async fn bench(place: &Place, base: &[PathBuf], adds: &[PathBuf]) -> anyhow::Res
         totals[totals.len() - 1],
         describe(requests.last().expect("at least one sample"))
     );
-    if let Some((files, bytes)) = written {
+    if let Some((files, bytes, largest)) = written {
         println!(
-            "{:<7} files written by the last +1: {files}, {:.2} MB",
+            "{:<7} files written by the last +1: {files}, {:.2} MB; the largest:\n          {}",
             place.label,
-            bytes as f64 / 1e6
+            bytes as f64 / 1e6,
+            largest.join("\n          ")
         );
     }
     Ok(())
