@@ -250,6 +250,8 @@ pub struct Publisher {
     max_arches: usize,
     /// Publish rounds shared by this publisher's concurrent writers (and its clones').
     commits: std::sync::Arc<commit::CommitGate<RepoArch, index::Reindexed>>,
+    /// The same for Debian-style suites.
+    suite_commits: std::sync::Arc<commit::CommitGate<crate::repo::SuiteId, index::Reindexed>>,
 }
 
 fn unix_now() -> u64 {
@@ -269,6 +271,7 @@ impl Publisher {
             orphan_grace: index::PENDING_GRACE,
             max_arches: DEFAULT_MAX_ARCHES,
             commits: Default::default(),
+            suite_commits: Default::default(),
         }
     }
 

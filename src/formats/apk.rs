@@ -176,15 +176,7 @@ pub const DATA_BYTES_PER_HEADER: u64 = 2048;
 
 /// gzip like `gzip -n -9` (what abuild uses): no name, mtime 0, OS byte "Unix".
 fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(3)
-        .write(Vec::new(), flate2::Compression::best());
-    encoder
-        .write_all(data)
-        .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    crate::formats::deflate::gzip_best(data)
 }
 
 #[cfg(test)]

@@ -172,19 +172,21 @@ impl Publisher {
                 other => results.push(Ok(other?)),
             }
         }
-        // 3. One publish per suite.
+        // 3. One publish per suite, through the process's group commit:
+        // concurrent uploads to one suite share publish rounds.
         for (suite, changes) in pending {
             let (format, key) = suites.get_mut(&suite).expect("every suite was resolved");
-            core::reindex_with(
-                &self.stores,
-                format,
-                &RootId::Suite(suite.clone()),
-                Known {
-                    pending: changes,
-                    key: key.take(),
-                },
-            )
-            .await?;
+            let (format, key) = (&*format, key.take());
+            let root = RootId::Suite(suite.clone());
+            self.suite_commits
+                .commit(&suite, || async move {
+                    let known = Known {
+                        pending: changes,
+                        key,
+                    };
+                    core::reindex_with(&self.stores, format, &root, known).await
+                })
+                .await?;
         }
         Ok(results)
     }

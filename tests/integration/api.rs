@@ -1160,7 +1160,7 @@ async fn malformed_requests_leave_the_store_unchanged() {
         ("reserved org", "/api/v1/alpine/edge/main/x86_64/pkgs", 404),
         (
             "unknown distro",
-            "/api/acme/debian/edge/main/x86_64/pkgs",
+            "/api/acme/gentoo/edge/main/x86_64/pkgs",
             400,
         ),
         (
@@ -1225,7 +1225,7 @@ async fn malformed_requests_leave_the_store_unchanged() {
         (
             "unknown distro",
             Method::GET,
-            "/api/acme/debian/versions",
+            "/api/acme/gentoo/versions",
             400,
         ),
         (
@@ -1504,6 +1504,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/orgs/{org}/distros"),
     ("get", "/api/v1/orgs/{org}/distros/{distro}"),
     ("get", "/api/v1/orgs/{org}/distros/{distro}/versions"),
+    ("get", "/api/v1/orgs/{org}/distros/{distro}/aliases"),
+    ("put", "/api/v1/orgs/{org}/distros/{distro}/aliases/{alias}"),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/aliases/{alias}",
+    ),
     (
         "get",
         "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos",

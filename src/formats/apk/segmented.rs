@@ -45,30 +45,9 @@ pub struct TextSegment {
 
 /// Compresses `text` as a segment; `last` ends the deflate stream instead of flushing.
 pub fn compress_segment(text: &[u8], last: bool) -> TextSegment {
-    use flate2::{Compress, Compression, FlushCompress, Status};
-    let mut compress = Compress::new(Compression::default(), false);
-    let mut out = Vec::with_capacity(text.len() / 3 + 64);
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Full
-    };
-    loop {
-        let consumed = usize::try_from(compress.total_in()).expect("fits in memory");
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(4096));
-        }
-        let status = compress
-            .compress_vec(&text[consumed..], &mut out, flush)
-            .expect("deflate of in-memory data cannot fail");
-        let all_in = usize::try_from(compress.total_in()).expect("fits in memory") == text.len();
-        match status {
-            Status::StreamEnd => break,
-            // A full flush is complete when all input is in and output room is left over.
-            Status::Ok | Status::BufError if !last && all_in && out.len() < out.capacity() => break,
-            _ => {}
-        }
-    }
+    use crate::formats::deflate::{End, LEVEL_DEFAULT, raw};
+    let end = if last { End::Finish } else { End::FullFlush };
+    let out = raw(text, LEVEL_DEFAULT, end);
     let mut crc = crc32fast::Hasher::new();
     crc.update(text);
     TextSegment {
