@@ -20,6 +20,9 @@ use crate::repo::{Key, RootId};
 use crate::storage::{ObjectMeta, PutMode, StorageError};
 use crate::stores::Stores;
 
+/// How many auxiliary files a publish writes at once.
+const AUX_WRITES: usize = 8;
+
 /// Where one chunk's part sits in the published root file's body, so the
 /// next publish copies it instead of fetching it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,10 +264,12 @@ pub(super) async fn publish_root<F: Format>(
             )
             .await?;
     }
-    // Auxiliary files first: the root file is the commit point.
-    for (aux, body) in rendered.files.into_iter().chain(signed) {
-        stores.put(&aux, body.into(), PutMode::Overwrite).await?;
-    }
+    // Auxiliary files first, several at a time: the root file is the commit point.
+    futures::stream::iter(rendered.files.into_iter().chain(signed))
+        .map(|(aux, body)| async move { stores.put(&aux, body.into(), PutMode::Overwrite).await })
+        .buffer_unordered(AUX_WRITES)
+        .try_collect::<Vec<_>>()
+        .await?;
     let written = match stores
         .put(&root_key, bytes.into(), mode_for(base_etag, conditional))
         .await
@@ -284,9 +289,21 @@ pub(super) async fn publish_root<F: Format>(
     };
     match put_marker(stores, root, &done, Some(claimed.etag), conditional).await {
         Ok(_) => Ok(Publication::Wrote),
-        // A newer writer claimed the marker meanwhile; it will publish.
+        // Another writer claimed the marker meanwhile. If it claimed this
+        // same state, the root file this call wrote shows it and that
+        // writer completes the marker: done. Retrying would take its claim
+        // back and fail its write, which would then take it back again:
+        // writers of one state would keep stealing each other's claims.
         Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-            Ok(Publication::Retry)
+            let now = stores.get_bytes_opt(&marker_key).await?;
+            let same = now
+                .and_then(|(bytes, _)| serde_json::from_slice::<Marker>(&bytes).ok())
+                .is_some_and(|m| m.state_digest == done.state_digest);
+            Ok(if same {
+                Publication::Wrote
+            } else {
+                Publication::Retry
+            })
         }
         Err(e) => Err(e.into()),
     }

@@ -5,12 +5,17 @@
 //! into the suite's root ([`RootId::Suite`]) through the publish core, which
 //! signs one `InRelease` for every component and arch of the suite.
 
+use futures::StreamExt;
+
 use super::*;
 use crate::core::{self, Known};
 use crate::formats::deb::suite::SuiteKeys;
 use crate::formats::deb::{DebLimits, DebPackage, read_deb};
 use crate::formats::deb::{DebRecord, DebSuite};
 use crate::repo::{Family, RootId, SuiteId};
+
+/// How many files of one upload are stored at once.
+const STORE_CONCURRENCY: usize = 8;
 
 /// What a pool file holds, kept in the private tree beside the pool: a
 /// different file under the same pool name is refused naming the suite
@@ -147,29 +152,42 @@ impl Publisher {
             checked.push(self.check_deb(upload).await?);
         }
         // 2. Store each in the pool and record its pending change.
-        let mut results = Vec::with_capacity(uploads.len());
-        let mut pending: BTreeMap<SuiteId, Vec<core::PendingChange<DebRecord>>> = BTreeMap::new();
-        for (suite, pool, record, path) in checked {
-            let format = &suites[&suite].0;
-            let root = RootId::Suite(suite.clone());
-            let stored = async {
+        // Several files at a time: each costs a few sequential requests.
+        let suites_ref = &suites;
+        let stored: Vec<_> = futures::stream::iter(checked)
+            .map(|(suite, pool, record, path)| async move {
+                let format = &suites_ref[&suite].0;
+                let root = RootId::Suite(suite.clone());
                 let unchanged = self.store_pool_file(&suite, &pool, &record, &path).await?;
                 let listed = core::record(&self.stores, format, &root, &record.entry()).await?;
+                let mut change = None;
                 if !(unchanged && listed.as_ref() == Some(&record)) {
-                    let change = core::add_pending(
-                        &self.stores,
-                        &root,
-                        core::Change::Add(Box::new(record.clone())),
-                    )
-                    .await?;
-                    pending.entry(suite.clone()).or_default().push(change);
+                    change = Some(
+                        core::add_pending(
+                            &self.stores,
+                            &root,
+                            core::Change::Add(Box::new(record.clone())),
+                        )
+                        .await?,
+                    );
                 }
-                Ok::<_, PublishError>(vec![published(&record, unchanged)])
-            }
+                Ok::<_, PublishError>((suite, published(&record, unchanged), change))
+            })
+            .buffered(STORE_CONCURRENCY)
+            .collect()
             .await;
-            match stored {
+        let mut results = Vec::with_capacity(uploads.len());
+        let mut pending: BTreeMap<SuiteId, Vec<core::PendingChange<DebRecord>>> = BTreeMap::new();
+        for outcome in stored {
+            match outcome {
+                Ok((suite, done, change)) => {
+                    if let Some(change) = change {
+                        pending.entry(suite).or_default().push(change);
+                    }
+                    results.push(Ok(vec![done]));
+                }
                 Err(e @ PublishError::PoolConflict { .. }) => results.push(Err(e)),
-                other => results.push(Ok(other?)),
+                Err(e) => return Err(e),
             }
         }
         // 3. One publish per suite, through the process's group commit:

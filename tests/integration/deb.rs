@@ -239,7 +239,7 @@ async fn apt_installs_through_packages_serve(ctx: Ctx) {
 fn tamper_checks(public: &Path) {
     let key_dir = tempfile::tempdir().unwrap();
     for (what, path) in [
-        ("Packages", "main/binary-amd64/Packages"),
+        ("Packages", "main/binary-amd64/Packages.gz"),
         ("InRelease", "InRelease"),
     ] {
         let copy = tempfile::tempdir().unwrap();
@@ -258,7 +258,6 @@ fn tamper_checks(public: &Path) {
                 let len = std::fs::metadata(&p).unwrap().len() as usize;
                 flip_byte(&p, len / 2);
             }
-            std::fs::remove_file(dists.join("main/binary-amd64/Packages.gz")).ok();
         }
         let http = StaticHttp::start(copy.path());
         let apt = AptClient::new(

@@ -72,11 +72,11 @@ async fn debs_upload_over_v1_and_the_seed_route_within_their_token() {
     in_release.expect(200);
     let packages = app
         .get(
-            "/acme/debian/dists/bookworm/main/binary-amd64/Packages",
+            "/acme/debian/dists/bookworm/main/binary-amd64/Packages.gz",
             None,
         )
         .await;
-    let text = packages.text();
+    let text = gunzip_text(&packages.body);
     assert!(
         text.contains("Package: hello\n") && text.contains("Package: jq\n"),
         "{text}"
@@ -157,10 +157,19 @@ async fn debs_upload_over_v1_and_the_seed_route_within_their_token() {
     .expect(200);
     let text = app
         .get(
-            "/acme/debian/dists/bookworm/main/binary-amd64/Packages",
+            "/acme/debian/dists/bookworm/main/binary-amd64/Packages.gz",
             None,
         )
-        .await
-        .text();
+        .await;
+    let text = gunzip_text(&text.body);
     assert!(!text.contains("Package: hello\n"), "{text}");
+}
+
+fn gunzip_text(bytes: &[u8]) -> String {
+    use std::io::Read as _;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("a gzip Packages file");
+    text
 }

@@ -22,7 +22,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -116,14 +115,18 @@ fn root_suite(root: &RootId) -> &SuiteId {
 struct IndexFile {
     file: DistsFile,
     bytes: Vec<u8>,
-    md5: String,
+    /// The size `Release` lists (the length of `bytes` when published).
+    size: u64,
     sha256: String,
+    /// Whether the file is written (the uncompressed `Packages` is only listed).
+    publish: bool,
 }
 
 impl IndexFile {
     fn new(file: DistsFile, bytes: Vec<u8>) -> Self {
         Self {
-            md5: hex::encode(Md5::digest(&bytes)),
+            size: bytes.len() as u64,
+            publish: true,
             sha256: hex::encode(Sha256::digest(&bytes)),
             file,
             bytes,
@@ -186,23 +189,9 @@ impl DebSuite {
             .iter()
             .filter(|f| !matches!(f.file, DistsFile::ByHash { .. }))
             .collect();
-        text.push_str("MD5Sum:\n");
-        for f in &listed {
-            text.push_str(&format!(
-                " {} {:>16} {}\n",
-                f.md5,
-                f.bytes.len(),
-                f.file.path()
-            ));
-        }
         text.push_str("SHA256:\n");
         for f in &listed {
-            text.push_str(&format!(
-                " {} {:>16} {}\n",
-                f.sha256,
-                f.bytes.len(),
-                f.file.path()
-            ));
+            text.push_str(&format!(" {} {:>16} {}\n", f.sha256, f.size, f.file.path()));
         }
         text
     }
@@ -218,21 +207,23 @@ impl DebSuite {
     ) -> Option<Vec<IndexFile>> {
         let component_seg = Segment::parse("repo", component).ok()?;
         let arch_seg = Arch::parse(arch).ok()?;
-        let mut text = Vec::new();
+        let mut text = Sha256::new();
+        let mut text_len = 0u64;
         let mut segments: Vec<(&[u8], u32, u64)> = Vec::new();
         for part in parts {
             let mut at = 0usize;
             for section in &part.meta.sections {
-                let text_len = usize::try_from(section.text_len).ok()?;
+                let len = usize::try_from(section.text_len).ok()?;
                 let deflate_len = usize::try_from(section.deflate_len).ok()?;
                 let wanted = section.component == component
                     && (section.arch == arch || (arch != ARCH_ALL && section.arch == ARCH_ALL));
                 if wanted {
-                    text.extend_from_slice(part.bytes.get(at..at + text_len)?);
-                    let deflate = part.bytes.get(at + text_len..at + text_len + deflate_len)?;
+                    text.update(part.bytes.get(at..at + len)?);
+                    text_len += section.text_len;
+                    let deflate = part.bytes.get(at + len..at + len + deflate_len)?;
                     segments.push((deflate, section.crc32, section.text_len));
                 }
-                at += text_len + deflate_len;
+                at += len + deflate_len;
             }
         }
         let gz = gzip_member(&segments);
@@ -246,8 +237,16 @@ impl DebSuite {
             compression,
         };
         let mut files = vec![
-            IndexFile::new(packages(None), text),
             IndexFile::new(packages(Some("gz")), gz),
+            // Listed (apt finds an index by its uncompressed name and checks
+            // what it inflates), not published, as in Debian's archive.
+            IndexFile {
+                file: packages(None),
+                bytes: Vec::new(),
+                size: text_len,
+                sha256: hex::encode(text.finalize()),
+                publish: false,
+            },
             IndexFile::new(
                 DistsFile::ArchRelease {
                     component: component_seg.clone(),
@@ -256,7 +255,7 @@ impl DebSuite {
                 release.into_bytes(),
             ),
         ];
-        let by_hash: Vec<IndexFile> = files[..2]
+        let by_hash: Vec<IndexFile> = files[..1]
             .iter()
             .filter_map(|f| {
                 Some(IndexFile {
@@ -266,8 +265,9 @@ impl DebSuite {
                         sha256: Segment::parse("sha256", &f.sha256).ok()?,
                     },
                     bytes: f.bytes.clone(),
-                    md5: f.md5.clone(),
+                    size: f.size,
                     sha256: f.sha256.clone(),
+                    publish: true,
                 })
             })
             .collect();
@@ -315,8 +315,8 @@ pub fn signed_text(in_release: &[u8]) -> Option<String> {
     Some(lines.join("\n") + "\n")
 }
 
-/// The uncompressed `Packages` files a `Release` text lists in its
-/// `SHA256:` field, by path.
+/// The uncompressed `Packages` a `Release` text lists in its `SHA256:`
+/// field (listed, not published), by path.
 fn listed_packages(release: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut in_sha256 = false;
@@ -443,7 +443,7 @@ impl Format for DebSuite {
             };
             let text =
                 self.release_text(suite, alias.as_str(), &date, &components, &arches, &index);
-            for f in &index {
+            for f in index.iter().filter(|f| f.publish) {
                 files.push((
                     Key::Dists {
                         suite: alias_suite.clone(),
@@ -464,6 +464,7 @@ impl Format for DebSuite {
         index.sort_by_key(|f| !matches!(f.file, DistsFile::ByHash { .. }));
         let own: Vec<(Key, Vec<u8>)> = index
             .into_iter()
+            .filter(|f| f.publish)
             .map(|f| {
                 (
                     Key::Dists {
