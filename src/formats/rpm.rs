@@ -80,8 +80,8 @@ pub struct Dependency {
     /// The release, if the version has one.
     pub release: Option<String>,
     /// Whether it must be installed before this package's scriptlets run
-    /// (requires only: PREREQ, SCRIPT_PRE, SCRIPT_POST, PRETRANS or
-    /// POSTTRANS), createrepo_c's `pre="1"`.
+    /// (requires only: PREREQ, SCRIPT_PRE or SCRIPT_POST; createrepo_c
+    /// 0.17's `pre="1"`, which leaves PRETRANS and POSTTRANS out).
     pub pre: bool,
     /// The raw RPMSENSE flags.
     pub sense: u32,
@@ -219,8 +219,10 @@ impl RpmPackage {
     }
 
     /// The requires createrepo_c writes into `primary.xml`: without
-    /// `rpmlib(...)`, without file requires this package's own files satisfy,
-    /// without requires equal to one of its provides, without duplicates.
+    /// `rpmlib(...)`, without requires of its own primary files, without
+    /// requires of a name it provides, without a repeat of the previous
+    /// require of the same name, and only the highest `libc.so.6(...)`
+    /// require, moved last.
     pub fn primary_requires(&self) -> Vec<Dependency> {
         fields::primary_requires(self)
     }
@@ -292,5 +294,7 @@ pub enum RpmError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_build;
 #[cfg(test)]
 mod tests_hostile;

@@ -1,7 +1,7 @@
 //! The package's fields from its headers, checked with rpm's rules, and the
 //! dependency handling of createrepo_c (`src/parsehdr.c`, `src/misc.c`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::header::Header;
 use super::tags::{self, sense, sig};
@@ -199,7 +199,8 @@ pub(super) fn package_from(
 }
 
 fn weak(main: &Header, what: &'static str, name_tag: u32) -> Result<Vec<Dependency>, RpmError> {
-    deps(main, what, [name_tag, name_tag + 1, name_tag + 2], false)
+    // Weak dependencies are numbered name, version, flags.
+    deps(main, what, [name_tag, name_tag + 2, name_tag + 1], false)
 }
 
 /// Reads one dependency list from its name, flags and version tags, which
@@ -236,11 +237,7 @@ fn deps(
             }
             let sense_bits = flags as u32;
             let (epoch, ver, rel) = split_evr(&version);
-            let pre_bits = sense::PREREQ
-                | sense::SCRIPT_PRE
-                | sense::SCRIPT_POST
-                | sense::PRETRANS
-                | sense::POSTTRANS;
+            let pre_bits = sense::PREREQ | sense::SCRIPT_PRE | sense::SCRIPT_POST;
             Ok(Dependency {
                 name,
                 flags: flag_name(sense_bits).map(str::to_owned),
@@ -379,31 +376,142 @@ fn changelog(main: &Header) -> Result<Vec<ChangelogEntry>, RpmError> {
         .collect())
 }
 
-/// See [`RpmPackage::primary_requires`].
+/// See [`RpmPackage::primary_requires`]: createrepo_c's rules
+/// (`cr_package_from_header`), in its order.
 pub(super) fn primary_requires(pkg: &RpmPackage) -> Vec<Dependency> {
-    let own_files: HashSet<&str> = pkg
-        .files
-        .iter()
-        .map(|f| f.path.as_str())
-        .filter(|p| RpmPackage::is_primary_file(p))
-        .collect();
-    let key = |d: &Dependency| {
-        (
-            d.name.clone(),
-            d.flags.clone(),
-            d.epoch.clone(),
-            d.version.clone(),
-            d.release.clone(),
+    let own_files: HashSet<&str> = pkg.files.iter().map(|f| f.path.as_str()).collect();
+    let provided: HashSet<&str> = pkg.provides.iter().map(|d| d.name.as_str()).collect();
+    // The last kept require of each name, to drop an identical repeat.
+    let mut last: HashMap<&str, &Dependency> = HashMap::new();
+    let mut out = Vec::new();
+    let mut libc: Option<&Dependency> = None;
+    for d in &pkg.requires {
+        let name = d.name.as_str();
+        if name.starts_with("rpmlib(")
+            || (own_files.contains(name) && RpmPackage::is_primary_file(name))
+            || provided.contains(name)
+        {
+            continue;
+        }
+        if last.get(name).is_some_and(|p| {
+            (&p.flags, &p.epoch, &p.version, &p.release, p.pre)
+                == (&d.flags, &d.epoch, &d.version, &d.release, d.pre)
+        }) {
+            continue;
+        }
+        if name.starts_with("libc.so.6") {
+            // Only the highest libc.so.6 require is kept, listed last.
+            if libc.is_none_or(|best| libc_newer(name, &best.name)) {
+                libc = Some(d);
+            }
+            continue;
+        }
+        last.insert(name, d);
+        out.push(d.clone());
+    }
+    out.extend(libc.cloned());
+    out
+}
+
+/// createrepo_c's `cr_compare_dependency` == 2: whether the version in the
+/// parentheses of `new` (`libc.so.6(GLIBC_2.34)(64bit)`) is higher than
+/// `old`'s.
+fn libc_newer(new: &str, old: &str) -> bool {
+    /// The version in the first parentheses, from its first digit; `None`
+    /// for none at all, `Some("")` for empty ones.
+    fn inner(s: &str) -> Option<&str> {
+        let open = s.find('(')?;
+        let close = s[open..].find(')').map_or(s.len(), |c| open + c);
+        let body = &s[open + 1..close];
+        Some(
+            body.find(|c: char| c.is_ascii_digit())
+                .map_or("", |d| &body[d..]),
         )
-    };
-    let provided: HashSet<_> = pkg.provides.iter().map(key).collect();
-    let mut seen = HashSet::new();
-    pkg.requires
-        .iter()
-        .filter(|d| !d.name.starts_with("rpmlib("))
-        .filter(|d| !own_files.contains(d.name.as_str()))
-        .filter(|d| !provided.contains(&key(d)))
-        .filter(|d| seen.insert((key(d), d.pre)))
-        .cloned()
-        .collect()
+    }
+    match (inner(old), inner(new)) {
+        (None, Some(_)) => true,
+        (_, None) => false,
+        (Some(o), Some(n)) => {
+            !n.is_empty() && (o.is_empty() || vercmp(n, o) == std::cmp::Ordering::Greater)
+        }
+    }
+}
+
+/// rpm's `rpmvercmp` (reference section 3.7).
+pub(super) fn vercmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    let sep = |c: &u8| !c.is_ascii_alphanumeric() && *c != b'~' && *c != b'^';
+    loop {
+        while a.first().is_some_and(sep) {
+            a = &a[1..];
+        }
+        while b.first().is_some_and(sep) {
+            b = &b[1..];
+        }
+        match (a.first(), b.first()) {
+            (Some(b'~'), Some(b'~')) => {
+                a = &a[1..];
+                b = &b[1..];
+                continue;
+            }
+            (Some(b'~'), _) => return Ordering::Less,
+            (_, Some(b'~')) => return Ordering::Greater,
+            (Some(b'^'), Some(b'^')) => {
+                a = &a[1..];
+                b = &b[1..];
+                continue;
+            }
+            (Some(b'^'), None) => return Ordering::Greater,
+            (None, Some(b'^')) => return Ordering::Less,
+            (Some(b'^'), _) => return Ordering::Less,
+            (_, Some(b'^')) => return Ordering::Greater,
+            (None, _) | (_, None) => break,
+            _ => {}
+        }
+        let numeric = a[0].is_ascii_digit();
+        let run = |s: &[u8]| {
+            s.iter()
+                .take_while(|c| {
+                    if numeric {
+                        c.is_ascii_digit()
+                    } else {
+                        c.is_ascii_alphabetic()
+                    }
+                })
+                .count()
+        };
+        let (la, lb) = (run(a), run(b));
+        if lb == 0 {
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        let (ra, rb) = (&a[..la], &b[..lb]);
+        a = &a[la..];
+        b = &b[lb..];
+        let ord = if numeric {
+            let strip = |s: &[u8]| {
+                let z = s.iter().take_while(|&&c| c == b'0').count();
+                s[z..].to_vec()
+            };
+            let (na, nb) = (strip(ra), strip(rb));
+            na.len().cmp(&nb.len()).then_with(|| na.cmp(&nb))
+        } else {
+            ra.cmp(rb)
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        _ => Ordering::Greater,
+    }
 }

@@ -77,9 +77,7 @@ pub(super) const PAYLOADDIGESTALGO: u32 = 5093;
 
 /// RPMSENSE bits.
 pub(super) mod sense {
-    pub const POSTTRANS: u32 = 0x20;
     pub const PREREQ: u32 = 0x40;
-    pub const PRETRANS: u32 = 0x80;
     pub const SCRIPT_PRE: u32 = 0x200;
     pub const SCRIPT_POST: u32 = 0x400;
 }
