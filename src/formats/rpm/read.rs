@@ -50,6 +50,22 @@ impl<R: Read> Hashing<R> {
         }
         Ok(())
     }
+
+    /// Reads exactly `n` bytes into a vector that grows as they arrive, so a
+    /// truncated file claiming a large header costs only what it holds.
+    fn fill_vec(
+        &mut self,
+        mut out: Vec<u8>,
+        n: u64,
+        part: &'static str,
+    ) -> Result<Vec<u8>, RpmError> {
+        let want = out.len() as u64 + n;
+        (&mut *self).take(n).read_to_end(&mut out)?;
+        if (out.len() as u64) < want {
+            return Err(RpmError::Truncated(part));
+        }
+        Ok(out)
+    }
 }
 
 /// A payload digest algorithm (`PGPHASHALGO_*`).
@@ -131,8 +147,7 @@ pub fn read_rpm<R: Read>(reader: R, limits: &RpmLimits) -> Result<RpmPackage, Rp
         limits.max_signature_entries,
         limits.max_signature_store,
     )?;
-    let mut body = vec![0u8; (intro.total() - INTRO as u64) as usize];
-    file.fill(&mut body, part)?;
+    let body = file.fill_vec(Vec::new(), intro.total() - INTRO as u64, part)?;
     let signature = Header::parse(part, intro, &body, sig::REGION, limits)?;
     let padding = (8 - intro.total() % 8) % 8;
     let mut pad = [0u8; 8];
@@ -150,9 +165,7 @@ pub fn read_rpm<R: Read>(reader: R, limits: &RpmLimits) -> Result<RpmPackage, Rp
             limit: limits.max_header_bytes,
         });
     }
-    let mut bytes = vec![0u8; intro.total() as usize];
-    bytes[..INTRO].copy_from_slice(&raw);
-    file.fill(&mut bytes[INTRO..], part)?;
+    let bytes = file.fill_vec(raw.to_vec(), intro.total() - INTRO as u64, part)?;
     let main = Header::parse(part, intro, &bytes[INTRO..], tags::REGION, limits)?;
     let header_end = file.total;
 

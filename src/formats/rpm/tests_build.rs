@@ -1,7 +1,8 @@
 //! Packages built here with `rpmbuild` (every payload compression, weak
 //! dependencies, scriptlet pre-requires, directories, ghosts, config files,
 //! an epoch, a long changelog) compared with `rpm -qp` and `createrepo_c`;
-//! and a source package, which is refused.
+//! a source package, which is refused; and the digest checks, which
+//! agree with `rpm -K`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -216,4 +217,72 @@ fn source_package_is_refused() {
     .expect_err("a source rpm");
     assert!(matches!(err, RpmError::SourcePackage(_)), "{err}");
     assert!(err.to_string().contains("source package"), "{err}");
+}
+
+/// Whether `rpm -K` (digests only, no key) accepts the file.
+fn rpm_digests_ok(path: &Path) -> bool {
+    Command::new("rpm")
+        .arg("--dbpath")
+        .arg(std::env::temp_dir().join("packages-rpmread-nodb"))
+        .arg("-K")
+        .arg("--nosignature")
+        .arg(path)
+        .output()
+        .expect("rpm must be installed")
+        .status
+        .success()
+}
+
+#[test]
+fn digest_checks_agree_with_rpm_k() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good =
+        std::fs::read(tests::fixture_dir().join("acc-lib-1.2.0-1.x86_64.rpm")).expect("read");
+    let header_end = tests::read_path(&tests::fixture_dir().join("acc-lib-1.2.0-1.x86_64.rpm"))
+        .header_end as usize;
+    // (offset to flip, whether rpm and we accept it): the lead's legacy
+    // name and the signature header's SIZE tag are not checked by rpm; the
+    // main header and the payload are.
+    let size_tag = 96 + 16 + 7 * 16 + 108 + 3;
+    for (at, accepted) in [
+        (None, true),
+        (Some(20), true),
+        (Some(size_tag), true),
+        (Some(header_end - 100), false),
+        (Some(header_end + 10), false),
+        (Some(good.len() - 1), false),
+    ] {
+        let mut bytes = good.clone();
+        if let Some(at) = at {
+            bytes[at] ^= 1;
+        }
+        let path = dir.path().join("x.rpm");
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(rpm_digests_ok(&path), accepted, "rpm -K, flip at {at:?}");
+        assert_eq!(
+            read_rpm(&bytes[..], &RpmLimits::default()).is_ok(),
+            accepted,
+            "read_rpm, flip at {at:?}"
+        );
+    }
+}
+
+#[test]
+fn signed_fixtures_verify_with_rpmkeys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signed = tests::fixture_dir().join("signed");
+    run(Command::new("rpmkeys")
+        .arg("--dbpath")
+        .arg(dir.path())
+        .arg("--import")
+        .arg(signed.join("signing-key.asc")));
+    for name in ["acc-lib-1.2.0-1.x86_64.rpm", "acc-data-0.9-1.noarch.rpm"] {
+        let out = run(Command::new("rpmkeys")
+            .arg("--dbpath")
+            .arg(dir.path())
+            .arg("-K")
+            .arg(signed.join(name)));
+        assert!(out.contains("signatures OK"), "{out}");
+        assert!(tests::read_path(&signed.join(name)).signed);
+    }
 }
