@@ -286,3 +286,67 @@ fn signed_fixtures_verify_with_rpmkeys() {
         assert!(tests::read_path(&signed.join(name)).signed);
     }
 }
+
+/// A package whose dependencies rpmbuild generates from a real ELF binary
+/// (`libc.so.6(GLIBC_…)(64bit)`, `rtld(GNU_HASH)`), with 300 files in 150
+/// directories.
+const AUTO_SPEC: &str = r#"Name: auto-deps
+Version: 1
+Release: 1
+Summary: generated dependencies
+License: MIT
+%description
+d
+%install
+mkdir -p %{buildroot}/usr/bin
+cp /usr/bin/true %{buildroot}/usr/bin/auto-true
+for d in a b c; do for i in $(seq 1 50); do
+  mkdir -p %{buildroot}/usr/share/auto/$d/sub$i
+  echo $i > %{buildroot}/usr/share/auto/$d/sub$i/f
+  echo $i > %{buildroot}/usr/share/auto/$d/sub$i/bin.txt
+done; done
+%files
+/usr/bin/auto-true
+/usr/share/auto
+"#;
+
+#[test]
+fn generated_dependencies_and_many_files_match() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = rpmbuild(dir.path(), AUTO_SPEC, "-bb", &["debug_package %{nil}"]);
+    let pkg = check_against_rpm(&path);
+    check_against_createrepo(std::slice::from_ref(&path));
+    assert!(pkg.files.len() > 450, "{}", pkg.files.len());
+    assert!(
+        pkg.requires
+            .iter()
+            .filter(|d| d.name.starts_with("libc.so.6"))
+            .count()
+            > 2
+    );
+    let primary = pkg.primary_requires();
+    let libc: Vec<_> = primary
+        .iter()
+        .filter(|d| d.name.starts_with("libc.so.6"))
+        .collect();
+    assert_eq!(libc.len(), 1, "{libc:?}");
+}
+
+#[test]
+fn vercmp_examples() {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    for (a, b, want) in [
+        ("1.0", "1.0.1", Less),
+        ("1.0~rc1", "1.0", Less),
+        ("1.0", "1.0^git1", Less),
+        ("1.0^git1", "1.0.1", Less),
+        ("1.a", "1.1", Less),
+        ("2.0.01", "2.0.1", Equal),
+        ("1.0a", "1.0", Greater),
+        ("2.34", "2.4", Greater),
+        ("2.2.5", "2.14", Less),
+    ] {
+        assert_eq!(fields::vercmp(a, b), want, "{a} vs {b}");
+        assert_eq!(fields::vercmp(b, a), want.reverse(), "{b} vs {a}");
+    }
+}
