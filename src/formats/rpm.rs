@@ -15,9 +15,11 @@ mod fields;
 mod header;
 mod read;
 mod tags;
+mod vercmp;
 
 pub use fields::{is_valid_arch, is_valid_name, is_valid_version};
 pub use read::read_rpm;
+pub use vercmp::{compare_evr, rpmvercmp};
 
 use serde::{Deserialize, Serialize};
 
@@ -225,6 +227,23 @@ impl RpmPackage {
     /// require, moved last.
     pub fn primary_requires(&self) -> Vec<Dependency> {
         fields::primary_requires(self)
+    }
+
+    /// The changelog createrepo_c writes into `other.xml`: the newest
+    /// `limit` entries (its default is 10), oldest first, authors without
+    /// trailing spaces, and entries sharing a time with an older one moved
+    /// one second later each (createrepo_c keeps times distinct).
+    pub fn other_changelog(&self, limit: usize) -> Vec<ChangelogEntry> {
+        fields::other_changelog(self, limit)
+    }
+
+    /// Compares this package's epoch, version and release with `other`'s as
+    /// rpm does.
+    pub fn compare_evr(&self, other: &RpmPackage) -> std::cmp::Ordering {
+        compare_evr(
+            (self.epoch, &self.version, &self.release),
+            (other.epoch, &other.version, &other.release),
+        )
     }
 }
 

@@ -432,86 +432,37 @@ fn libc_newer(new: &str, old: &str) -> bool {
         (None, Some(_)) => true,
         (_, None) => false,
         (Some(o), Some(n)) => {
-            !n.is_empty() && (o.is_empty() || vercmp(n, o) == std::cmp::Ordering::Greater)
+            !n.is_empty()
+                && (o.is_empty() || super::vercmp::rpmvercmp(n, o) == std::cmp::Ordering::Greater)
         }
     }
 }
 
-/// rpm's `rpmvercmp` (reference section 3.7).
-pub(super) fn vercmp(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    if a == b {
-        return Ordering::Equal;
-    }
-    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
-    let sep = |c: &u8| !c.is_ascii_alphanumeric() && *c != b'~' && *c != b'^';
-    loop {
-        while a.first().is_some_and(sep) {
-            a = &a[1..];
-        }
-        while b.first().is_some_and(sep) {
-            b = &b[1..];
-        }
-        match (a.first(), b.first()) {
-            (Some(b'~'), Some(b'~')) => {
-                a = &a[1..];
-                b = &b[1..];
-                continue;
+/// See [`RpmPackage::other_changelog`]: createrepo_c's
+/// `cr_package_from_header`.
+pub(super) fn other_changelog(pkg: &RpmPackage, limit: usize) -> Vec<ChangelogEntry> {
+    // Newest first in the header; createrepo_c prepends each, so its list
+    // runs oldest first, and bumps newer entries sharing a time by one
+    // second each so times stay distinct.
+    let mut out: Vec<ChangelogEntry> = Vec::new();
+    let mut last_time = 0;
+    for entry in pkg.changelog.iter().take(limit) {
+        let mut entry = entry.clone();
+        entry
+            .author
+            .truncate(entry.author.trim_end_matches(' ').len().max(1));
+        let time = entry.time;
+        out.insert(0, entry);
+        if last_time == time {
+            for (step, newer) in (time..).zip(out.iter_mut().skip(1)) {
+                if newer.time != step {
+                    break;
+                }
+                newer.time += 1;
             }
-            (Some(b'~'), _) => return Ordering::Less,
-            (_, Some(b'~')) => return Ordering::Greater,
-            (Some(b'^'), Some(b'^')) => {
-                a = &a[1..];
-                b = &b[1..];
-                continue;
-            }
-            (Some(b'^'), None) => return Ordering::Greater,
-            (None, Some(b'^')) => return Ordering::Less,
-            (Some(b'^'), _) => return Ordering::Less,
-            (_, Some(b'^')) => return Ordering::Greater,
-            (None, _) | (_, None) => break,
-            _ => {}
-        }
-        let numeric = a[0].is_ascii_digit();
-        let run = |s: &[u8]| {
-            s.iter()
-                .take_while(|c| {
-                    if numeric {
-                        c.is_ascii_digit()
-                    } else {
-                        c.is_ascii_alphabetic()
-                    }
-                })
-                .count()
-        };
-        let (la, lb) = (run(a), run(b));
-        if lb == 0 {
-            return if numeric {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
-        }
-        let (ra, rb) = (&a[..la], &b[..lb]);
-        a = &a[la..];
-        b = &b[lb..];
-        let ord = if numeric {
-            let strip = |s: &[u8]| {
-                let z = s.iter().take_while(|&&c| c == b'0').count();
-                s[z..].to_vec()
-            };
-            let (na, nb) = (strip(ra), strip(rb));
-            na.len().cmp(&nb.len()).then_with(|| na.cmp(&nb))
         } else {
-            ra.cmp(rb)
-        };
-        if ord != Ordering::Equal {
-            return ord;
+            last_time = time;
         }
     }
-    match (a.is_empty(), b.is_empty()) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Less,
-        _ => Ordering::Greater,
-    }
+    out
 }

@@ -449,14 +449,11 @@ pub(super) fn check_against_createrepo(rpms: &[PathBuf]) {
                 )
             })
             .collect();
-        // createrepo_c keeps the newest 10, oldest first.
-        let mut ours: Vec<String> = pkg
-            .changelog
+        let ours: Vec<String> = pkg
+            .other_changelog(10)
             .iter()
-            .take(10)
             .map(|c| format!("{}|{}|{}", c.author, c.time, c.text))
             .collect();
-        ours.reverse();
         assert_eq!(ours, theirs, "{ctx}: changelog");
     }
 }

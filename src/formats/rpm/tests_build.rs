@@ -104,12 +104,14 @@ pub(super) fn rpmbuild(dir: &Path, spec: &str, mode: &str, defines: &[&str]) -> 
 
 fn rich_spec() -> String {
     let mut spec = RICH_SPEC.to_owned();
+    // The newest three share a day (createrepo_c moves them apart).
     let days = ["Wed", "Tue", "Mon", "Sun", "Sat", "Fri", "Thu"];
-    for i in 0..12 {
+    for i in 0usize..12 {
+        let back: usize = i.saturating_sub(2);
         spec.push_str(&format!(
             "* {} Nov {} 2026 Tester <t@example.invalid> - 3:1.2~rc1-{i}\n- change {i} & <more>\n\n",
-            days[i % 7],
-            25 - i
+            days[back % 7],
+            25 - back
         ));
     }
     spec
@@ -203,6 +205,12 @@ fn built_packages_match_rpm_and_createrepo() {
     assert_eq!(pkg.recommends[0].flags, None);
     assert_eq!(pkg.vendor.as_deref(), Some("Example & Co"));
     assert!(!pkg.signed);
+    assert_eq!(pkg.changelog[0].time, pkg.changelog[2].time);
+    let other = pkg.other_changelog(10);
+    assert_eq!(other.len(), 10);
+    let t = pkg.changelog[0].time;
+    let newest: Vec<u64> = other[7..].iter().map(|c| c.time).collect();
+    assert_eq!(newest, [t, t + 1, t + 2]);
     assert_eq!(pkg.file_name(), "rich-pkg-1.2~rc1-0.fc39.x86_64.rpm");
 }
 
@@ -346,7 +354,13 @@ fn vercmp_examples() {
         ("2.34", "2.4", Greater),
         ("2.2.5", "2.14", Less),
     ] {
-        assert_eq!(fields::vercmp(a, b), want, "{a} vs {b}");
-        assert_eq!(fields::vercmp(b, a), want.reverse(), "{b} vs {a}");
+        assert_eq!(rpmvercmp(a, b), want, "{a} vs {b}");
+        assert_eq!(rpmvercmp(b, a), want.reverse(), "{b} vs {a}");
     }
+    assert_eq!(compare_evr((1, "1.0", "1"), (0, "9.9", "9")), Greater);
+    assert_eq!(
+        compare_evr((0, "1.0", "1.fc39"), (0, "1.0", "1.fc40")),
+        Less
+    );
+    assert_eq!(compare_evr((0, "1.0", "01"), (0, "1.0", "1")), Equal);
 }
