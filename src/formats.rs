@@ -22,6 +22,7 @@ use crate::repo::{Key, RootId};
 pub mod apk;
 pub mod deb;
 pub mod deflate;
+pub mod rpm;
 
 /// One chunk's cached rendering: the bytes a root file is assembled from and
 /// what the format needs to know about them without reading them (kept in
