@@ -16,6 +16,7 @@ mod control;
 mod decompress;
 mod names;
 mod read;
+pub mod release;
 mod stanza;
 pub mod suite;
 mod tar;

@@ -79,6 +79,32 @@ pub fn gzip_best(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The gzip header of members assembled from segments: no name, mtime 0,
+/// OS Unix (no compression-level flag: segments may differ in level).
+const SEGMENTS_GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03];
+
+/// Assembles one gzip member from raw deflate segments, each ended by a
+/// full flush ([`End::FullFlush`]), given as (bytes, CRC-32, text length):
+/// a member assembled this way re-compresses only the segments that changed.
+pub fn gzip_from_segments(segments: &[(&[u8], u32, u64)]) -> Vec<u8> {
+    let size: usize = segments.iter().map(|(d, _, _)| d.len()).sum();
+    let tail = raw(b"", LEVEL_DEFAULT, End::Finish);
+    let mut out = Vec::with_capacity(SEGMENTS_GZIP_HEADER.len() + size + tail.len() + 8);
+    out.extend_from_slice(&SEGMENTS_GZIP_HEADER);
+    let mut crc = crc32fast::Hasher::new();
+    let mut total: u64 = 0;
+    for (deflate, crc32, len) in segments {
+        out.extend_from_slice(deflate);
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(*crc32, *len));
+        total += len;
+    }
+    out.extend_from_slice(&tail);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE is the length modulo 2^32, by the gzip format.
+    out.extend_from_slice(&((total & 0xffff_ffff) as u32).to_le_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use super::*;
 use crate::core::{self, Known};
-use crate::formats::deb::suite::SuiteKeys;
+use crate::formats::deb::release::SuiteKeys;
 use crate::formats::deb::{DebLimits, DebPackage, read_deb};
 use crate::formats::deb::{DebRecord, DebSuite};
 use crate::repo::{Family, RootId, SuiteId};
@@ -362,7 +362,19 @@ impl Publisher {
     ) -> Result<Vec<Listed>, PublishError> {
         self.require_org(&repo.org).await?;
         let (suite, format) = self.suite_of(repo).await?;
-        let (state, _) = core::read_state(&self.stores, &format, &RootId::Suite(suite)).await?;
+        self.list_in(repo, arch, &suite, &format).await
+    }
+
+    /// [`Publisher::list_deb`] once the suite and its format are known.
+    async fn list_in(
+        &self,
+        repo: &RepoId,
+        arch: Option<&Arch>,
+        suite: &SuiteId,
+        format: &DebSuite,
+    ) -> Result<Vec<Listed>, PublishError> {
+        let root = RootId::Suite(suite.clone());
+        let (state, _) = core::read_state(&self.stores, format, &root).await?;
         Ok(state
             .records
             .into_values()
@@ -387,7 +399,9 @@ impl Publisher {
         arch: Option<&Arch>,
         what: &str,
     ) -> Result<Vec<Listed>, PublishError> {
-        let listed = self.list_deb(repo, arch).await?;
+        self.require_org(&repo.org).await?;
+        let (suite, format) = self.suite_of(repo).await?;
+        let listed = self.list_in(repo, arch, &suite, &format).await?;
         let matching: Vec<Listed> = listed
             .into_iter()
             .filter(|l| l.file == what || l.record.name == what)
@@ -397,7 +411,6 @@ impl Publisher {
                 "no package `{what}` in {repo}"
             )));
         }
-        let (suite, format) = self.suite_of(repo).await?;
         let root = RootId::Suite(suite);
         let mut pending = Vec::new();
         for l in &matching {

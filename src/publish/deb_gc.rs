@@ -11,27 +11,9 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::core;
-use crate::formats::deb::suite::signed_text;
+use crate::formats::deb::release::{release_sha256, signed_text};
 use crate::repo::{DistsFile, RootId, STATIC_PREFIX, SuiteId};
 use crate::storage::ObjectMeta;
-
-/// The SHA-256 of every file a `Release` text lists.
-fn listed_hashes(release: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut in_sha256 = false;
-    for line in release.lines() {
-        if let Some(entry) = line.strip_prefix(' ') {
-            if in_sha256 {
-                if let Some(sha) = entry.split_whitespace().next() {
-                    out.insert(sha.to_owned());
-                }
-            }
-        } else {
-            in_sha256 = line == "SHA256:";
-        }
-    }
-    out
-}
 
 impl Publisher {
     /// Deletes expired by-hash copies and unreferenced pool files of every
@@ -85,7 +67,10 @@ impl Publisher {
                 let Some(text) = signed_text(&bytes) else {
                     continue;
                 };
-                let live = listed_hashes(&text);
+                let live: BTreeSet<String> = release_sha256(&text)
+                    .into_iter()
+                    .map(|e| e.sha256)
+                    .collect();
                 let prefix = format!(
                     "{STATIC_PREFIX}{}/dists/{}/",
                     shown.distro_path(),

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use packages::formats::deb::suite::signed_text;
+use packages::formats::deb::release::signed_text;
 use packages::publish::{Publisher, Upload};
 use packages::repo::{Distro, DistsFile, Key, Org, RepoId, STATIC_PREFIX, SuiteId};
 use packages::stores::Stores;

@@ -34,6 +34,28 @@ pub(crate) async fn listed(
     repo: &RepoId,
     arch: Option<&Arch>,
 ) -> Result<Vec<Listed>, ApiError> {
+    if repo.distro.family() == crate::repo::Family::Deb {
+        // One read of the suite: a component exists while it lists packages.
+        state.publisher().get_org(&repo.org).await?;
+        let listed = state.publisher().list(repo, None).await?;
+        if listed.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "repository {repo} does not exist"
+            )));
+        }
+        let Some(arch) = arch else {
+            return Ok(listed);
+        };
+        if !listed.iter().any(|l| l.arch == arch.as_str()) {
+            return Err(ApiError::not_found(format!(
+                "repository {repo} has no architecture `{arch}`"
+            )));
+        }
+        return Ok(listed
+            .into_iter()
+            .filter(|l| l.arch == arch.as_str() || l.arch == "all")
+            .collect());
+    }
     let settings = tree::existing_repo(state.publisher(), repo).await?;
     if let Some(arch) = arch {
         if !settings.arches.contains(arch.as_str()) {

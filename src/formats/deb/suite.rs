@@ -25,22 +25,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::release::{SuiteKeys, pgp_keys, release_date, release_sha256, sign_with, signed_text};
 use crate::core::RootProblem;
 use crate::formats::apk::segmented::compress_segment;
+use crate::formats::deflate::gzip_from_segments;
 use crate::formats::{Format, Part, RenderedRoot};
 use crate::keys::{KeyError, KeySet};
 use crate::repo::{Arch, DistsFile, Key, RootId, Segment, SuiteId};
-use crate::signing::openpgp::{PgpKey, keyring_armored, keyring_binary, sign_many};
-use crate::signing::{PrivateKey, SignatureFormat, Signer, SigningError};
+use crate::signing::openpgp::{keyring_armored, keyring_binary};
+use crate::signing::{Algorithm, PrivateKey, SignatureFormat, Signer, SigningError};
 
 /// How many chunks a suite's records are split into (by entry key hash).
 pub const CHUNKS: u32 = 64;
 
 /// The arch value of arch-independent packages.
 pub const ARCH_ALL: &str = "all";
-
-/// The gzip header of every `Packages.gz`: no name, mtime 0, OS Unix.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03];
 
 /// One published `.deb` in one component of a suite: the record the core keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,32 +133,6 @@ impl IndexFile {
     }
 }
 
-/// Assembles one gzip member from deflate segments (each ended by a full
-/// flush) with their CRCs and lengths.
-fn gzip_member(segments: &[(&[u8], u32, u64)]) -> Vec<u8> {
-    let size: usize = segments.iter().map(|(d, _, _)| d.len()).sum();
-    let tail = compress_segment(b"", true);
-    let mut out = Vec::with_capacity(GZIP_HEADER.len() + size + tail.deflate.len() + 8);
-    out.extend_from_slice(&GZIP_HEADER);
-    let mut crc = crc32fast::Hasher::new();
-    let mut total: u64 = 0;
-    for (deflate, crc32, len) in segments {
-        out.extend_from_slice(deflate);
-        crc.combine(&crc32fast::Hasher::new_with_initial_len(*crc32, *len));
-        total += len;
-    }
-    out.extend_from_slice(&tail.deflate);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    // ISIZE is the length modulo 2^32, by the gzip format.
-    out.extend_from_slice(&((total & 0xffff_ffff) as u32).to_le_bytes());
-    out
-}
-
-/// The `Date:` of a `Release`, as Debian writes it (`Sat, 10 Aug 2024 09:09:13 UTC`).
-fn release_date() -> String {
-    httpdate::fmt_http_date(std::time::SystemTime::now()).replace("GMT", "UTC")
-}
-
 impl DebSuite {
     /// The `Release` text of `suite` shown as `name` (the suite or an alias).
     fn release_text(
@@ -226,7 +199,7 @@ impl DebSuite {
                 at += len + deflate_len;
             }
         }
-        let gz = gzip_member(&segments);
+        let gz = gzip_from_segments(&segments);
         let release = format!(
             "Archive: {}\nOrigin: {}\nLabel: {} {}\nComponent: {component}\nArchitecture: {arch}\n",
             suite.suite, suite.org, suite.org, suite.distro
@@ -276,68 +249,6 @@ impl DebSuite {
     }
 }
 
-/// Every key signing a suite: the OpenPGP keys of the set, active first.
-pub type SuiteKeys = Vec<PrivateKey>;
-
-fn signing_error(e: SigningError) -> KeyError {
-    KeyError::Signing {
-        key: "OpenPGP suite key".to_owned(),
-        reason: e,
-    }
-}
-
-/// The OpenPGP keys of a suite's keys.
-fn pgp_keys(keys: &SuiteKeys) -> Vec<&PgpKey> {
-    keys.iter()
-        .filter_map(|k| match k {
-            PrivateKey::Pgp(key) => Some(key.as_ref()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Signs `text` with every key (one signature per key, in one armor
-/// block), as `format`: clients trusting any one of them accept it.
-fn sign_with(keys: &SuiteKeys, text: &[u8], format: SignatureFormat) -> Result<Vec<u8>, KeyError> {
-    sign_many(&pgp_keys(keys), text, format).map_err(signing_error)
-}
-
-/// The text a clearsigned `InRelease` signs (dash-escaping undone), if it is one.
-pub fn signed_text(in_release: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(in_release).ok()?;
-    let rest = text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----\n")?;
-    let (_, body) = rest.split_once("\n\n")?;
-    let (body, _) = body.split_once("\n-----BEGIN PGP SIGNATURE-----")?;
-    let lines: Vec<&str> = body
-        .split('\n')
-        .map(|l| l.strip_prefix("- ").unwrap_or(l))
-        .collect();
-    Some(lines.join("\n") + "\n")
-}
-
-/// The uncompressed `Packages` a `Release` text lists in its `SHA256:`
-/// field (listed, not published), by path.
-fn listed_packages(release: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut in_sha256 = false;
-    for line in release.lines() {
-        if let Some(entry) = line.strip_prefix(' ') {
-            if !in_sha256 {
-                continue;
-            }
-            let fields: Vec<&str> = entry.split_whitespace().collect();
-            if let [sha, _, path] = fields.as_slice() {
-                if path.ends_with("/Packages") {
-                    out.insert((*path).to_owned(), (*sha).to_owned());
-                }
-            }
-        } else {
-            in_sha256 = line == "SHA256:";
-        }
-    }
-    out
-}
-
 impl Format for DebSuite {
     type Record = DebRecord;
     type PartMeta = SuiteParts;
@@ -347,7 +258,7 @@ impl Format for DebSuite {
         let mut keys: Vec<(bool, PrivateKey)> = set
             .keys()
             .iter()
-            .filter(|k| k.key.algorithm().as_str() == "openpgp")
+            .filter(|k| k.key.algorithm() == Algorithm::OpenPgp)
             .map(|k| (k.state != crate::keys::KeyState::Active, k.key.clone()))
             .collect();
         keys.sort_by_key(|(retiring, _)| *retiring);
@@ -629,7 +540,12 @@ impl Format for DebSuite {
                 }
             }
         }
-        if listed_packages(&text) != expected {
+        let listed: BTreeMap<String, String> = release_sha256(&text)
+            .into_iter()
+            .filter(|e| e.path.ends_with("/Packages"))
+            .map(|e| (e.path, e.sha256))
+            .collect();
+        if listed != expected {
             problems.push(RootProblem::Differs);
         }
         problems
