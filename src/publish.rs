@@ -30,6 +30,8 @@ mod gc;
 mod orgs;
 mod rebuild;
 mod remove;
+pub mod rpm;
+mod rpm_gc;
 mod settings;
 mod settings_root;
 mod upload;
@@ -127,6 +129,14 @@ pub enum PublishError {
         /// Why.
         reason: crate::formats::deb::DebError,
     },
+    /// The `.rpm` file was refused.
+    #[error("{file}: {reason}")]
+    Rpm {
+        /// The file as the user named it.
+        file: String,
+        /// Why.
+        reason: crate::formats::rpm::RpmError,
+    },
     /// The pool already holds different bytes under this name.
     #[error(
         "{file}: the pool already holds a different file under this name, published to suite `{suite}` (pool files are shared by every suite of the distro and immutable: give the package a new version)"
@@ -166,6 +176,9 @@ impl PublishError {
                 ..
             } | PublishError::Deb {
                 reason: crate::formats::deb::DebError::Io(_),
+                ..
+            } | PublishError::Rpm {
+                reason: crate::formats::rpm::RpmError::Io(_),
                 ..
             }
         )
@@ -252,6 +265,10 @@ pub struct Publisher {
     commits: std::sync::Arc<commit::CommitGate<RepoArch, index::Reindexed>>,
     /// The same for Debian-style suites.
     suite_commits: std::sync::Arc<commit::CommitGate<crate::repo::SuiteId, index::Reindexed>>,
+    /// The URL the public tree is served at (RPM `.repo` files point there).
+    public_url: Option<String>,
+    /// Whether uploaded RPMs are signed with the repository's key.
+    sign_rpms: bool,
 }
 
 fn unix_now() -> u64 {
@@ -272,7 +289,26 @@ impl Publisher {
             max_arches: DEFAULT_MAX_ARCHES,
             commits: Default::default(),
             suite_commits: Default::default(),
+            public_url: std::env::var(rpm::PUBLIC_URL_ENV)
+                .ok()
+                .filter(|u| !u.trim().is_empty()),
+            sign_rpms: std::env::var(rpm::RPM_SIGN_ENV).map_or(true, |v| v.trim() != "0"),
         }
+    }
+
+    /// Sets the URL the public tree is served at (default: the
+    /// `PACKAGES_PUBLIC_URL` environment variable): RPM repositories
+    /// publish a `.repo` file pointing there.
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url;
+        self
+    }
+
+    /// Sets whether uploaded RPMs are signed with the repository's OpenPGP
+    /// key (default: yes, unless `PACKAGES_RPM_SIGN=0`).
+    pub fn with_rpm_signing(mut self, sign: bool) -> Self {
+        self.sign_rpms = sign;
+        self
     }
 
     /// Sets the package limits.

@@ -28,10 +28,10 @@ mod distro;
 mod key;
 mod root;
 pub use distro::{DISTROS_ENV, Distro, Family};
-pub use key::DistsFile;
 pub use key::{
     CACHE_DEFAULT, CACHE_IMMUTABLE, CACHE_INDEX, Key, Tree, cache_control_for, content_type_for,
 };
+pub use key::{DistsFile, rpm_arch_dir, rpm_arch_dir_named, rpm_repo_dir, rpm_repo_id};
 pub use root::RootId;
 
 /// Prefix of the public tree.

@@ -152,6 +152,7 @@ impl From<PublishError> for ApiError {
             ) => StatusCode::CONFLICT,
             PublishError::Package { .. }
             | PublishError::Deb { .. }
+            | PublishError::Rpm { .. }
             | PublishError::ArchMismatch { .. }
             | PublishError::NoArchTargets { .. }
             | PublishError::Key(KeyError::Signing { .. }) => StatusCode::UNPROCESSABLE_ENTITY,

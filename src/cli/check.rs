@@ -35,8 +35,31 @@ pub(super) async fn check(
 ) -> Result<()> {
     let repo = args.repo.repo()?;
     let mut arch = args.repo.arch()?;
-    let deb = repo.distro.family() == crate::repo::Family::Deb;
-    let (name, _version, file) = if deb {
+    let family = repo.distro.family();
+    let (name, _version, file) = if family == crate::repo::Family::Rpm {
+        let path = args
+            .file
+            .clone()
+            .context("an RPM distro is checked with `--file <.rpm>`")?;
+        let display = path.display().to_string();
+        let package = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            crate::formats::rpm::read_rpm(
+                std::io::BufReader::new(file),
+                &crate::formats::rpm::RpmLimits::default(),
+            )
+        })
+        .await?
+        .with_context(|| format!("{display}: not a valid .rpm"))?;
+        if arch.is_none() && !package.is_noarch() {
+            arch = Some(Arch::parse(&package.arch)?);
+        }
+        (
+            package.name.clone(),
+            format!("{}-{}", package.version, package.release),
+            package.file_name(),
+        )
+    } else if family == crate::repo::Family::Deb {
         let path = args
             .file
             .clone()

@@ -57,11 +57,16 @@ pub(super) async fn check_indexes(publisher: &Publisher, args: RepoArgs, json: b
     if repo.distro.family() == Family::Deb {
         return check_suite(publisher, &repo, json).await;
     }
+    let rpm = repo.distro.family() == Family::Rpm;
     let (repo, arches) = repo_arches(publisher, &args).await?;
     let mut report = Vec::new();
     let mut bad = 0;
     for arch in arches {
-        let problems = publisher.check_index(&repo.arch(arch.clone())).await?;
+        let problems = if rpm {
+            publisher.check_rpm_arch(&repo.arch(arch.clone())).await?
+        } else {
+            publisher.check_index(&repo.arch(arch.clone())).await?
+        };
         let failing = problems.iter().any(|p| !p.is_warning());
         if failing {
             bad += 1;
@@ -114,6 +119,21 @@ pub(super) async fn repair_indexes(
     let (repo, arches) = repo_arches(publisher, &args).await?;
     let mut summary = Vec::new();
     for arch in arches {
+        if repo.distro.family() == Family::Rpm {
+            let done = publisher.repair_rpm_arch(&repo.arch(arch.clone())).await?;
+            if !json {
+                println!(
+                    "repaired {repo}/{arch}: {} package(s)",
+                    done.reindexed.packages
+                );
+            }
+            summary.push(serde_json::json!({
+                "arch": arch.to_string(),
+                "packages": done.reindexed.packages,
+                "dropped": [],
+            }));
+            continue;
+        }
         let done = publisher.repair_index(&repo.arch(arch.clone())).await?;
         let dropped: Vec<serde_json::Value> = done
             .dropped
@@ -149,6 +169,11 @@ pub(super) async fn rebuild(publisher: &Publisher, args: RepoArgs, json: bool) -
     if repo.distro.family() == Family::Deb {
         bail!(
             "{repo}: a Debian suite's records name its pool files; republish it with `packages index repair`"
+        );
+    }
+    if repo.distro.family() == Family::Rpm {
+        bail!(
+            "{repo}: an RPM repository's records hold the metadata of its (signed) files; republish it with `packages index repair`"
         );
     }
     let arches = match args.arch()? {

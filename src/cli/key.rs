@@ -72,7 +72,14 @@ pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) 
         return print_json(&generated);
     }
     eprintln!("signing key for {scope} stored; clients trust it with:");
-    if scope.distro.map(crate::repo::Distro::family) == Some(crate::repo::Family::Deb) {
+    let family = scope.distro.map(crate::repo::Distro::family);
+    if family == Some(crate::repo::Family::Rpm) {
+        // Each repository also publishes its keys as `RPM-GPG-KEY-<repo id>.asc` beside its arches.
+        eprintln!(
+            "  sudo rpm --import <BASE URL>/{}   (each repository's .repo file names its RPM-GPG-KEY-*.asc)",
+            generated.public_path
+        );
+    } else if family == Some(crate::repo::Family::Deb) {
         // Each suite also publishes every key signing it as `dists/<suite>/archive-keyring.gpg`.
         let keyring = generated.public_path.replace(".asc", ".gpg");
         eprintln!(

@@ -14,11 +14,15 @@
 mod fields;
 mod header;
 mod read;
+pub mod repo;
+pub mod repodata;
+pub mod sign;
 mod tags;
 mod vercmp;
 
 pub use fields::{is_valid_arch, is_valid_name, is_valid_version};
 pub use read::read_rpm;
+pub use repo::{RpmRecord, RpmRepo};
 pub use vercmp::{compare_evr, rpmvercmp};
 
 use serde::{Deserialize, Serialize};

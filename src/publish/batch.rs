@@ -116,14 +116,17 @@ impl Publisher {
     ) -> Result<Vec<Result<Vec<Published>, PublishError>>, PublishError> {
         use crate::repo::Family;
         let families: BTreeSet<Family> = uploads.iter().map(|u| u.repo.distro.family()).collect();
+        if families.len() > 1 {
+            return Err(PublishError::NotFound(
+                "one upload goes to one distro family: upload .apk, .deb and .rpm files separately"
+                    .to_owned(),
+            ));
+        }
         if families.contains(&Family::Deb) {
-            if families.len() > 1 {
-                return Err(PublishError::NotFound(
-                    "one upload goes to one distro family: upload .apk and .deb files separately"
-                        .to_owned(),
-                ));
-            }
             return self.upload_many_deb(uploads).await;
+        }
+        if families.contains(&Family::Rpm) {
+            return self.upload_many_rpm(uploads).await;
         }
         for org in uploads.iter().map(|u| &u.repo.org).collect::<BTreeSet<_>>() {
             self.require_org(org).await?;

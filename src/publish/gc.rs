@@ -15,6 +15,7 @@ impl Publisher {
             .await?;
         deleted.extend(self.gc_chunks(&private).await?);
         deleted.extend(self.gc_debian(&private).await?);
+        deleted.extend(self.gc_rpm(&private).await?);
         for object in private {
             let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
                 continue;
@@ -31,11 +32,20 @@ impl Publisher {
                 continue;
             }
             // Only if the name was not published again meanwhile.
-            if index::record(&self.stores, &arch, file.as_str())
-                .await?
-                .is_none()
-            {
-                let package = Key::Package { arch, file };
+            let rpm = arch.repo.distro.family() == crate::repo::Family::Rpm;
+            let listed = if rpm {
+                self.rpm_lists(&arch, file.as_str()).await?
+            } else {
+                index::record(&self.stores, &arch, file.as_str())
+                    .await?
+                    .is_some()
+            };
+            if !listed {
+                let package = if rpm {
+                    Key::RpmPackage { arch, file }
+                } else {
+                    Key::Package { arch, file }
+                };
                 self.stores.delete(&package).await?;
                 deleted.push(package.path());
             }

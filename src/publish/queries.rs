@@ -191,10 +191,12 @@ impl Publisher {
 }
 
 /// The kind of key a scope's distro signs with: OpenPGP for Debian-style
-/// distros, RSA (apk) otherwise.
+/// and RPM distros, RSA (apk) otherwise.
 fn algorithm_for(scope: &Scope) -> crate::signing::Algorithm {
     match scope.distro.map(crate::repo::Distro::family) {
-        Some(crate::repo::Family::Deb) => crate::signing::Algorithm::OpenPgp,
+        Some(crate::repo::Family::Deb | crate::repo::Family::Rpm) => {
+            crate::signing::Algorithm::OpenPgp
+        }
         _ => crate::signing::Algorithm::RsaSha256,
     }
 }

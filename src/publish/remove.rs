@@ -9,8 +9,10 @@ impl Publisher {
         repo: &RepoId,
         arch: Option<&Arch>,
     ) -> Result<Vec<Listed>, PublishError> {
-        if repo.distro.family() == crate::repo::Family::Deb {
-            return self.list_deb(repo, arch).await;
+        match repo.distro.family() {
+            crate::repo::Family::Deb => return self.list_deb(repo, arch).await,
+            crate::repo::Family::Rpm => return self.list_rpm(repo, arch).await,
+            crate::repo::Family::Apk => {}
         }
         self.require_org(&repo.org).await?;
         let arches = match arch {
@@ -38,8 +40,10 @@ impl Publisher {
         arch: Option<&Arch>,
         what: &str,
     ) -> Result<Vec<Listed>, PublishError> {
-        if repo.distro.family() == crate::repo::Family::Deb {
-            return self.remove_deb(repo, arch, what).await;
+        match repo.distro.family() {
+            crate::repo::Family::Deb => return self.remove_deb(repo, arch, what).await,
+            crate::repo::Family::Rpm => return self.remove_rpm(repo, arch, what).await,
+            crate::repo::Family::Apk => {}
         }
         let listed = self.list(repo, arch).await?;
         let matching: Vec<Listed> = listed

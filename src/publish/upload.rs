@@ -35,8 +35,10 @@ impl Publisher {
     /// returns once the signed indexes list it.
     #[tracing::instrument(skip(self, upload), fields(repo = %upload.repo, file = %upload.display_name))]
     pub async fn upload(&self, upload: &Upload) -> Result<Vec<Published>, PublishError> {
-        if upload.repo.distro.family() == crate::repo::Family::Deb {
-            return self.upload_deb(upload).await;
+        match upload.repo.distro.family() {
+            crate::repo::Family::Deb => return self.upload_deb(upload).await,
+            crate::repo::Family::Rpm => return self.upload_rpm(upload).await,
+            crate::repo::Family::Apk => {}
         }
         // The signing key signs this upload's publishes: one look-up. A
         // repo with a key has an org, so the org is checked only without one.

@@ -12,6 +12,9 @@ pub enum Family {
     /// Debian style: `.deb` packages in a shared `pool/`, `dists/<suite>/`
     /// indexes signed with OpenPGP (`InRelease`, `Release.gpg`).
     Deb,
+    /// RPM: `.rpm` packages under `Packages/`, `repodata/` metadata with an
+    /// OpenPGP-signed `repomd.xml`, one repository per repo arch.
+    Rpm,
 }
 
 impl Family {
@@ -20,6 +23,7 @@ impl Family {
         match self {
             Family::Apk => "apk",
             Family::Deb => "deb",
+            Family::Rpm => "rpm",
         }
     }
 }
@@ -31,6 +35,13 @@ const BUILTIN_DISTROS: &[(&str, Family)] = &[
     ("ubuntu", Family::Deb),
     ("raspbian", Family::Deb),
     ("devuan", Family::Deb),
+    ("fedora", Family::Rpm),
+    ("rocky", Family::Rpm),
+    ("almalinux", Family::Rpm),
+    ("centos-stream", Family::Rpm),
+    ("rhel", Family::Rpm),
+    ("opensuse", Family::Rpm),
+    ("amazonlinux", Family::Rpm),
 ];
 
 /// The environment variable naming more distros and their family:
@@ -65,19 +76,21 @@ fn known_distros() -> &'static [(&'static str, Family)] {
 fn parse_distro_entry(entry: &str) -> Result<(String, Family), String> {
     let (name, family) = entry
         .split_once('=')
-        .ok_or("expected `name=family` (family: apk or deb)")?;
+        .ok_or("expected `name=family` (family: apk, deb or rpm)")?;
     check_name("distro", name).map_err(|e| e.to_string())?;
     let family = match family {
         "apk" => Family::Apk,
         "deb" => Family::Deb,
-        other => return Err(format!("unknown family `{other}` (apk or deb)")),
+        "rpm" => Family::Rpm,
+        other => return Err(format!("unknown family `{other}` (apk, deb or rpm)")),
     };
     Ok((name.to_owned(), family))
 }
 
 /// A distro: its name as it appears in paths, and its [`Family`].
 ///
-/// Names are `alpine`, `debian`, `ubuntu`, `raspbian`, `devuan`, plus any
+/// Names are `alpine`, `debian`, `ubuntu`, `raspbian`, `devuan`, `fedora`,
+/// `rocky`, `almalinux`, `centos-stream`, `rhel`, `opensuse`, `amazonlinux`, plus any
 /// configured with [`DISTROS_ENV`]; anything else is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Distro {
@@ -104,7 +117,7 @@ impl Distro {
             .ok_or_else(|| NameError {
                 kind: "distro",
                 value: value.escape_debug().to_string(),
-                reason: "unsupported (alpine, debian, ubuntu, raspbian, devuan, or one named in PACKAGES_DISTROS)",
+                reason: "unsupported (alpine, debian, ubuntu, raspbian, devuan, fedora, rocky, almalinux, centos-stream, rhel, opensuse, amazonlinux, or one named in PACKAGES_DISTROS)",
             })
     }
 

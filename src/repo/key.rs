@@ -97,6 +97,46 @@ pub fn pool_prefix(source: &str) -> &str {
     source.get(..end).unwrap_or(source)
 }
 
+/// The public folder of an RPM repository, below the tree prefix: Fedora's
+/// `<org>/fedora/linux/releases/<version>/<repo>`, or
+/// `<org>/<distro>/<version>/<repo>` for other RPM distros.
+pub fn rpm_repo_dir(repo: &RepoId) -> String {
+    if repo.distro.as_str() == "fedora" {
+        format!(
+            "{}/fedora/linux/releases/{}/{}",
+            repo.org, repo.version, repo.repo
+        )
+    } else {
+        repo.path()
+    }
+}
+
+/// The id of an RPM repository in dnf's configuration and in the names of
+/// its `.repo` file and key: `<org>-<distro>-<version>-<repo>`.
+pub fn rpm_repo_id(repo: &RepoId) -> String {
+    format!(
+        "{}-{}-{}-{}",
+        repo.org, repo.distro, repo.version, repo.repo
+    )
+}
+
+/// The public folder of one arch of an RPM repository (holding `Packages/`
+/// and `repodata/`), below the tree prefix: Fedora's
+/// `<repo dir>/<arch>/os`, or `<repo dir>/<arch>` for other RPM distros.
+pub fn rpm_arch_dir(arch: &RepoArch) -> String {
+    rpm_arch_dir_named(&arch.repo, arch.arch.as_str())
+}
+
+/// [`rpm_arch_dir`] for an arch given by name (`$basearch` in a `.repo` file).
+pub fn rpm_arch_dir_named(repo: &RepoId, arch: &str) -> String {
+    let dir = rpm_repo_dir(repo);
+    if repo.distro.as_str() == "fedora" {
+        format!("{dir}/{arch}/os")
+    } else {
+        format!("{dir}/{arch}")
+    }
+}
+
 /// Every object we store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -145,6 +185,29 @@ pub enum Key {
     /// Every chunk part of a root, one after another (formats whose root
     /// file holds no parts: [`crate::formats::Format::caches_parts`]).
     PartsCache(RootId),
+    /// An RPM package file of one repo arch: `<arch dir>/Packages/<first
+    /// letter>/<file>` ([`rpm_arch_dir`]).
+    RpmPackage {
+        /// Where.
+        arch: RepoArch,
+        /// Its file name (`<name>-<version>-<release>.<arch>.rpm`).
+        file: Segment,
+    },
+    /// A file of one RPM repo arch's `repodata/` folder (`repomd.xml`, its
+    /// signature and key, content-named metadata).
+    Repodata {
+        /// Where.
+        arch: RepoArch,
+        /// The file name.
+        file: Segment,
+    },
+    /// The `.repo` file of an RPM repository, for every arch through
+    /// `$basearch`: `<repo dir>/<org>-<distro>-<version>-<repo>.repo`.
+    RepoFile(RepoId),
+    /// The armored public key(s) signing an RPM repository, for `rpm
+    /// --import` and the `.repo` file's `gpgkey=`:
+    /// `<repo dir>/RPM-GPG-KEY-<org>-<distro>-<version>-<repo>.asc`.
+    RpmKey(RepoId),
     /// A package file in one arch of a repo.
     Package {
         /// Where.
@@ -265,6 +328,33 @@ impl Key {
                 format!("{CONFIG_PREFIX}{org}/{distro}/_aliases.json")
             }
             Key::PartsCache(root) => format!("{CONFIG_PREFIX}{}/parts.bin", root.path()),
+            Key::RpmPackage { arch, file } => {
+                let letter: String = file
+                    .as_str()
+                    .chars()
+                    .take(1)
+                    .flat_map(char::to_lowercase)
+                    .collect();
+                format!(
+                    "{STATIC_PREFIX}{}/Packages/{letter}/{file}",
+                    rpm_arch_dir(arch)
+                )
+            }
+            Key::Repodata { arch, file } => {
+                format!("{STATIC_PREFIX}{}/repodata/{file}", rpm_arch_dir(arch))
+            }
+            Key::RepoFile(repo) => {
+                format!(
+                    "{STATIC_PREFIX}{}/{}.repo",
+                    rpm_repo_dir(repo),
+                    rpm_repo_id(repo)
+                )
+            }
+            Key::RpmKey(repo) => format!(
+                "{STATIC_PREFIX}{}/RPM-GPG-KEY-{}.asc",
+                rpm_repo_dir(repo),
+                rpm_repo_id(repo)
+            ),
         }
     }
 
@@ -275,7 +365,11 @@ impl Key {
             | Key::Index(_)
             | Key::PublicKey { .. }
             | Key::Pool { .. }
-            | Key::Dists { .. } => Tree::Public,
+            | Key::Dists { .. }
+            | Key::RpmPackage { .. }
+            | Key::Repodata { .. }
+            | Key::RepoFile(_)
+            | Key::RpmKey(_) => Tree::Public,
             _ => Tree::Private,
         }
     }
@@ -380,7 +474,16 @@ impl Key {
             Key::Package { .. } => ObjectKind::Package,
             Key::Index(_) => ObjectKind::SignedIndex,
             Key::PublicKey { .. } => ObjectKind::PublicKey,
-            Key::Pool { .. } => ObjectKind::Package,
+            Key::Pool { .. } | Key::RpmPackage { .. } => ObjectKind::Package,
+            Key::Repodata { file, .. } => {
+                if file.as_str().starts_with("repomd.xml") {
+                    ObjectKind::SignedIndex
+                } else {
+                    ObjectKind::ContentNamed
+                }
+            }
+            Key::RepoFile(_) => ObjectKind::RepoFile,
+            Key::RpmKey(_) => ObjectKind::PublicKey,
             Key::Dists { file, .. } => match file {
                 DistsFile::ByHash { .. } => ObjectKind::ContentNamed,
                 DistsFile::Keyring { .. } => ObjectKind::PublicKey,
@@ -408,6 +511,12 @@ pub fn content_type_for(path: &str) -> &'static str {
         "application/gzip"
     } else if path.ends_with(".rsa.pub") || path.ends_with(".pem") {
         "application/x-pem-file"
+    } else if path.ends_with(".rpm") {
+        "application/x-rpm"
+    } else if path.ends_with(".xml") {
+        "application/xml"
+    } else if path.ends_with(".repo") {
+        "text/plain; charset=utf-8"
     } else if path.ends_with(".deb") {
         "application/vnd.debian.binary-package"
     } else if path.ends_with(".asc") || path.ends_with(".gpg") {

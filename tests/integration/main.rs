@@ -26,6 +26,7 @@ mod group_commit;
 mod hostile_http;
 mod index_limits;
 mod keys;
+mod rpm;
 mod serve;
 mod settings;
 mod storage;

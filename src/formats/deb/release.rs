@@ -2,9 +2,9 @@
 //! `SHA256:` field lists, the text an `InRelease` signs, and signing with
 //! every OpenPGP key of a suite.
 
-use crate::keys::KeyError;
+use crate::keys::{KeyError, KeySet};
 use crate::signing::openpgp::{PgpKey, sign_many};
-use crate::signing::{PrivateKey, SignatureFormat, SigningError};
+use crate::signing::{Algorithm, PrivateKey, SignatureFormat, Signer, SigningError};
 
 /// One file a `Release` lists in its `SHA256:` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +57,31 @@ fn signing_error(e: SigningError) -> KeyError {
     }
 }
 
+/// Every OpenPGP key of a key set, the active one first (then those
+/// retiring): what signs a suite or an RPM repository. `what` names the
+/// repositories in the error when the set has no active OpenPGP key.
+pub(crate) fn pick_pgp_keys(set: &KeySet, what: &str) -> Result<SuiteKeys, KeyError> {
+    let mut keys: Vec<(bool, PrivateKey)> = set
+        .keys()
+        .iter()
+        .filter(|k| k.key.algorithm() == Algorithm::OpenPgp)
+        .map(|k| (k.state != crate::keys::KeyState::Active, k.key.clone()))
+        .collect();
+    keys.sort_by_key(|(retiring, _)| *retiring);
+    if keys.first().is_none_or(|(retiring, _)| *retiring) {
+        return Err(KeyError::Signing {
+            key: crate::repo::Key::PrivateKey(set.scope().clone()).path(),
+            reason: SigningError::InvalidKey(format!(
+                "the key set has no active OpenPGP key ({what} are signed with OpenPGP: run \
+                 `packages key generate` for this distro)"
+            )),
+        });
+    }
+    Ok(keys.into_iter().map(|(_, k)| k).collect())
+}
+
 /// The OpenPGP keys of a suite's keys.
-pub(super) fn pgp_keys(keys: &SuiteKeys) -> Vec<&PgpKey> {
+pub(crate) fn pgp_keys(keys: &SuiteKeys) -> Vec<&PgpKey> {
     keys.iter()
         .filter_map(|k| match k {
             PrivateKey::Pgp(key) => Some(key.as_ref()),
@@ -69,7 +92,7 @@ pub(super) fn pgp_keys(keys: &SuiteKeys) -> Vec<&PgpKey> {
 
 /// Signs `text` with every key (one signature per key, in one armor
 /// block), as `format`: clients trusting any one of them accept it.
-pub(super) fn sign_with(
+pub(crate) fn sign_with(
     keys: &SuiteKeys,
     text: &[u8],
     format: SignatureFormat,

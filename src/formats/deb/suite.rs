@@ -25,7 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::release::{SuiteKeys, pgp_keys, release_date, release_sha256, sign_with, signed_text};
+use super::release::{
+    SuiteKeys, pgp_keys, pick_pgp_keys, release_date, release_sha256, sign_with, signed_text,
+};
 use crate::core::RootProblem;
 use crate::formats::apk::segmented::compress_segment;
 use crate::formats::deflate::gzip_from_segments;
@@ -33,7 +35,7 @@ use crate::formats::{Format, Part, RenderedRoot};
 use crate::keys::{KeyError, KeySet};
 use crate::repo::{Arch, DistsFile, Key, RootId, Segment, SuiteId};
 use crate::signing::openpgp::{keyring_armored, keyring_binary};
-use crate::signing::{Algorithm, PrivateKey, SignatureFormat, Signer, SigningError};
+use crate::signing::{SignatureFormat, Signer};
 
 /// How many chunks a suite's records are split into (by entry key hash).
 pub const CHUNKS: u32 = 64;
@@ -255,24 +257,7 @@ impl Format for DebSuite {
     type SignKey = SuiteKeys;
 
     fn pick_key(&self, set: &KeySet) -> Result<SuiteKeys, KeyError> {
-        let mut keys: Vec<(bool, PrivateKey)> = set
-            .keys()
-            .iter()
-            .filter(|k| k.key.algorithm() == Algorithm::OpenPgp)
-            .map(|k| (k.state != crate::keys::KeyState::Active, k.key.clone()))
-            .collect();
-        keys.sort_by_key(|(retiring, _)| *retiring);
-        if keys.first().is_none_or(|(retiring, _)| *retiring) {
-            return Err(KeyError::Signing {
-                key: Key::PrivateKey(set.scope().clone()).path(),
-                reason: SigningError::InvalidKey(
-                    "the key set has no active OpenPGP key (Debian suites are signed with \
-                     OpenPGP: run `packages key generate` for this distro)"
-                        .to_owned(),
-                ),
-            });
-        }
-        Ok(keys.into_iter().map(|(_, k)| k).collect())
+        pick_pgp_keys(set, "Debian suites")
     }
 
     fn entry_key(&self, record: &DebRecord) -> String {
