@@ -463,3 +463,42 @@ fn dnf_reads_a_repository_of_our_files() {
     assert!(changelog.contains("Zoë \"Z\" <z@x> &\tCo"), "{changelog}");
     assert!(changelog.contains("- fix & <go>"), "{changelog}");
 }
+
+#[test]
+fn parse_repomd_reads_createrepo_c_with_databases_and_simple_names() {
+    if !tools_present(
+        "parse_repomd_reads_createrepo_c_with_databases_and_simple_names",
+        &["createrepo_c"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for rpm in rpms_in(&fixture_dir()) {
+        place(dir.path(), &rpm, None);
+    }
+    run(Command::new("createrepo_c")
+        .arg("--simple-md-filenames")
+        .arg("--quiet")
+        .arg(dir.path()));
+    let text = std::fs::read_to_string(dir.path().join("repodata/repomd.xml")).expect("repomd");
+    let records = parse_repomd(&text).expect("parses");
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "primary",
+            "filelists",
+            "other",
+            "primary_db",
+            "filelists_db",
+            "other_db"
+        ]
+    );
+    for r in &records {
+        assert!(!r.href.contains(&r.checksum), "{}: a simple name", r.href);
+        let bytes = std::fs::read(dir.path().join(&r.href)).expect("listed file exists");
+        assert_eq!(sha256_hex(&bytes), r.checksum, "{}", r.href);
+        assert_eq!(bytes.len() as u64, r.size);
+        assert!(r.open_checksum.is_some() && r.open_size.is_some());
+    }
+}
