@@ -464,6 +464,37 @@ pub fn sign_many(
     Ok(armored)
 }
 
+/// One binary OpenPGP v4 signature packet, header included (type 0x00, a
+/// binary document; SHA-256 or stronger), by `key` over `data`, with the
+/// subpackets [`sign_many`] writes (creation time and issuer fingerprint
+/// hashed, issuer key id unhashed; none critical, which rpm 4.18's parser
+/// needs). What an RPM's signature header holds: `RPMSIGTAG_RSA` (268) for
+/// RSA keys, `RPMSIGTAG_DSA` (267) for EdDSA ones. Checked with the public
+/// key before it is returned.
+pub fn detached_binary(key: &PgpKey, data: &[u8]) -> Result<Vec<u8>, SigningError> {
+    let signer = key.signing_key();
+    let config = signature_config(*signer, SignatureType::Binary)?;
+    let signature = config
+        .sign(&signer, &Password::empty(), data)
+        .map_err(sign_error)?;
+    if !key.verifies(&signature, data) {
+        return Err(self_check_failed(key, SignatureFormat::Detached));
+    }
+    let mut out = Vec::with_capacity(signature.write_len_with_header());
+    signature
+        .to_writer_with_header(&mut out)
+        .map_err(sign_error)?;
+    Ok(out)
+}
+
+/// ASCII-armored detached signatures over `data`, one binary-mode packet per
+/// key in one armor block (`repodata/repomd.xml.asc`, `Release.gpg`); a
+/// client holding any one of the keys verifies it.
+pub fn detached_armored(keys: &[&PgpKey], data: &[u8]) -> Result<String, SigningError> {
+    let armored = sign_many(keys, data, SignatureFormat::Detached)?;
+    String::from_utf8(armored).map_err(sign_error)
+}
+
 fn self_check_failed(key: &PgpKey, format: SignatureFormat) -> SigningError {
     SigningError::Sign(format!(
         "the {format} signature of OpenPGP key {} did not verify with its own public key",
