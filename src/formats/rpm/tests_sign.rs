@@ -290,6 +290,19 @@ fn truncated_or_oversized_input_is_refused_without_panic() {
     let err = sign(&huge, &key).map(|_| ()).expect_err("too many entries");
     assert!(err.to_string().contains("1000 index entries"), "{err}");
 
+    // The new signature header must fit the limits the reader applies: a
+    // package at the entry cap with no signature to replace is refused.
+    let limits = RpmLimits {
+        max_signature_entries: 7,
+        ..RpmLimits::default()
+    };
+    read_rpm(&bytes[..], &limits).expect("7 entries fit");
+    let err = sign_rpm(&bytes[..], &mut Vec::new(), &key, &limits)
+        .map(|_| ())
+        .expect_err("8 entries");
+    assert!(matches!(err, RpmError::Sign(_)), "{err}");
+    assert!(err.to_string().contains("8 index entries"), "{err}");
+
     // A changed payload byte: signed up to the end, then refused.
     let mut payload = bytes.clone();
     let last = payload.len() - 20;
