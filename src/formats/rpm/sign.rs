@@ -119,10 +119,7 @@ pub fn sign_rpm<R: Read, W: Write>(
 ) -> Result<SignedRpm, RpmError> {
     let mut input = BufReader::with_capacity(64 << 10, input);
     let mut lead = [0u8; LEAD];
-    input.read_exact(&mut lead).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => RpmError::Truncated("the lead"),
-        _ => RpmError::Io(e),
-    })?;
+    fill(&mut input, &mut lead, "the lead")?;
     check_lead(&lead)?;
 
     let part = "signature header";
@@ -293,7 +290,7 @@ fn padding(total: u64) -> usize {
 
 /// The signature-header tag for a signature packet, by its public-key
 /// algorithm, as rpm 4.18's `makeSigTag` chooses it.
-fn signature_tag(packet: &[u8]) -> Result<u32, RpmError> {
+pub(super) fn signature_tag(packet: &[u8]) -> Result<u32, RpmError> {
     // Packet header: old format (bit 6 clear) with a 1, 2 or 4-byte length,
     // or new format with a 1, 2 or 5-byte length.
     let first = packet.first().copied().unwrap_or(0);

@@ -365,6 +365,27 @@ fn detached_binary_is_one_v4_binary_signature_packet() {
     assert_eq!(&packet[body..body + 4], &[4, 0, 22, 8], "{packet:02x?}");
 }
 
+#[test]
+fn the_signature_tag_follows_the_key_algorithm_as_in_rpm() {
+    use super::sign::signature_tag;
+    // gpg's old-format headers (two-byte length) and rpgp's new-format ones.
+    assert_eq!(
+        signature_tag(&[0x89, 0x01, 0xb3, 4, 0, 1, 10]).ok(),
+        Some(268)
+    );
+    assert_eq!(signature_tag(&[0x88, 0x75, 4, 0, 22, 8]).ok(), Some(267));
+    assert_eq!(signature_tag(&[0xc2, 0x75, 4, 0, 22, 8]).ok(), Some(267));
+    assert_eq!(
+        signature_tag(&[0xc2, 0xc1, 0x10, 4, 0, 1, 8]).ok(),
+        Some(268)
+    );
+    // ECDSA (19): rpm 4.18 cannot verify it.
+    let err = signature_tag(&[0xc2, 0x75, 4, 0, 19, 8]).expect_err("ECDSA");
+    assert!(err.to_string().contains("algorithm 19"), "{err}");
+    assert!(signature_tag(&[0xc2, 0x75, 3, 0, 1]).is_err());
+    assert!(signature_tag(&[]).is_err());
+}
+
 /// `repomd.xml.asc` made with two keys verifies with `gpgv` and either key
 /// alone, and not with a third key or over changed bytes.
 #[test]
