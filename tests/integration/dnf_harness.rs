@@ -18,7 +18,10 @@ use std::process::Command;
 use tempfile::TempDir;
 
 use crate::apt_client::{StaticHttp, flip_byte, overwrite};
-use crate::dnf_client::{DnfClient, REPO_ID, check_repo_file, require_tool};
+use crate::dnf_client::{
+    DnfClient, REPO_ID, check_repo_file, metadata_file, names, nevras, problem_lines,
+    repomd_locations, require_tool,
+};
 
 const ALL: [&str; 4] = [
     "acc-data-0.9-1.noarch.rpm",
@@ -161,14 +164,9 @@ impl ReferenceRepo {
         self.dir.path().join(rel)
     }
 
-    /// The one metadata file of `kind` (`primary`, `filelists`, `other`).
+    /// The metadata file of `kind` (`primary`, `filelists`, `other`), as repomd.xml names it.
     fn metadata(&self, kind: &str) -> PathBuf {
-        let suffix = format!("-{kind}.xml.gz");
-        fs::read_dir(self.path("repodata"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().ends_with(&suffix))
-            .unwrap_or_else(|| panic!("no {kind} metadata"))
+        metadata_file(self.dir.path(), kind)
     }
 
     fn url(&self) -> String {
@@ -365,4 +363,49 @@ fn a_published_repo_file_is_used_as_it_is() {
     assert_eq!(check_repo_file(&text).unwrap(), ["acc-published"]);
     let own = repo.client();
     assert_eq!(own.repo_ids(), [REPO_ID]);
+}
+
+#[test]
+fn output_and_repomd_parsing() {
+    // No dnf here: the pure helpers the harness judges dnf's output with.
+    let output = "harness   1.2 MB/s | 1.3 kB  00:00\n\
+        Importing GPG key 0x23524C15:\n\
+        Key imported successfully\n\
+        [MIRROR] a.rpm: Downloading successful, but checksum doesn't match.\n\
+        Package b.rpm is not signed\n\
+        warning: c.rpm: Header V4 RSA/SHA256 Signature, key ID 23524c15: NOKEY\n\
+        Error: GPG check FAILED\n\
+        Complete!\n";
+    let problems = problem_lines(output);
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .all(|l| !l.contains("Importing") && !l.contains("Key imported"))
+    );
+    let list = nevras("acc-tool (none) 2.0 1 x86_64\nzed 0 1 2 noarch\nepo 3 1.0 1.fc39 aarch64\n");
+    assert_eq!(
+        list,
+        strings(&[
+            "acc-tool-2.0-1.x86_64",
+            "zed-1-2.noarch",
+            "epo-3:1.0-1.fc39.aarch64"
+        ])
+    );
+    assert_eq!(names(&list), strings(&["acc-tool", "epo", "zed"]));
+    let repomd = r#"<repomd><revision>1</revision>
+<data type="primary"><checksum type="sha256">ab</checksum>
+  <location href="repodata/ab-primary.xml.gz"/></data>
+<data type="other"><location href="repodata/cd-other.xml.zst"/><size>3</size></data>
+</repomd>"#;
+    assert_eq!(
+        repomd_locations(repomd),
+        vec![
+            (
+                "primary".to_string(),
+                "repodata/ab-primary.xml.gz".to_string()
+            ),
+            ("other".to_string(), "repodata/cd-other.xml.zst".to_string()),
+        ]
+    );
 }
