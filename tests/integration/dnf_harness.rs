@@ -15,6 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use packages::storage::{PutMode, PutOptions};
 use tempfile::TempDir;
 
 use crate::apt_client::{StaticHttp, flip_byte, overwrite};
@@ -22,6 +23,9 @@ use crate::dnf_client::{
     DnfClient, REPO_ID, check_repo_file, metadata_file, names, nevras, problem_lines,
     repomd_locations, require_tool,
 };
+use crate::support::{Bucket, Ctx, url_path};
+
+backend_tests!([garage] dnf_installs_from_the_garage_website);
 
 const ALL: [&str; 4] = [
     "acc-data-0.9-1.noarch.rpm",
@@ -408,4 +412,77 @@ fn output_and_repomd_parsing() {
             ("other".to_string(), "repodata/cd-other.xml.zst".to_string()),
         ]
     );
+}
+
+/// The same reference repository uploaded as it is into Garage's website bucket: dnf
+/// installs from the website endpoint (`http://localhost:PORT/<prefix>/...`), and refuses it
+/// once `repomd.xml` is changed there.
+async fn dnf_installs_from_the_garage_website(ctx: Ctx) {
+    let web = ctx
+        .s3()
+        .web
+        .clone()
+        .expect("PACKAGES_TEST_GARAGE_WEB is set");
+    let (store, place) = ctx.open(Bucket::Main).await;
+    let repo = ReferenceRepo::signed();
+    fs::copy(package_key(), repo.path("package-key.asc")).unwrap();
+    fs::copy(&repo.key.asc, repo.path("repo-key.asc")).unwrap();
+    let mut files = vec![PathBuf::from("repodata/repomd.xml.asc")];
+    for sub in ["Packages", "repodata"] {
+        for entry in fs::read_dir(repo.path(sub)).unwrap() {
+            files.push(Path::new(sub).join(entry.unwrap().file_name()));
+        }
+    }
+    files.sort();
+    files.dedup();
+    files.extend(["package-key.asc", "repo-key.asc"].map(PathBuf::from));
+    for rel in &files {
+        let key = format!("rpm/{}", rel.display());
+        let bytes = fs::read(repo.path(rel.to_str().unwrap())).unwrap();
+        store
+            .put(
+                &key,
+                bytes.into(),
+                &PutOptions::default(),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("upload {key}: {e}"));
+    }
+    let base = format!("{web}/{}", url_path(&format!("{}/rpm", place.prefix)));
+    let text = format!(
+        "[garage]\nname=Garage website\nbaseurl={base}/\ngpgcheck=1\nrepo_gpgcheck=1\n\
+         gpgkey={base}/repo-key.asc {base}/package-key.asc\n"
+    );
+    let dnf = tokio::task::spawn_blocking(move || {
+        let dnf = DnfClient::from_repo_text(&text);
+        let tx = dnf
+            .install(&["acc-tool"])
+            .expect("install from the Garage website");
+        assert_eq!(
+            tx.installed_names(),
+            strings(&["acc-data", "acc-hello", "acc-lib", "acc-tool"])
+        );
+        dnf
+    })
+    .await
+    .unwrap();
+    let mut repomd = fs::read(repo.path("repodata/repomd.xml")).unwrap();
+    let at = repomd.len() / 2;
+    repomd[at] ^= 0x01;
+    store
+        .put(
+            "rpm/repodata/repomd.xml",
+            repomd.into(),
+            &PutOptions::default(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let err = dnf.makecache_expect_failure();
+        assert_mentions(&err, &["Bad GPG signature"]);
+    })
+    .await
+    .unwrap();
 }
