@@ -367,6 +367,16 @@ fn a_published_repo_file_is_used_as_it_is() {
     assert_eq!(check_repo_file(&text).unwrap(), ["acc-published"]);
     let own = repo.client();
     assert_eq!(own.repo_ids(), [REPO_ID]);
+    // A file that lets dnf skip a broken repository: dnf exits 0 on a bad signature, only
+    // its output tells; the harness still fails.
+    let lenient = DnfClient::from_repo_text(&format!("{text}skip_if_unavailable=1\n"));
+    flip_byte(&repo.path("repodata/repomd.xml"), 60);
+    let failure = lenient
+        .makecache()
+        .expect_err("makecache of a tampered repo");
+    assert_eq!(failure.status, Some(0), "{failure}");
+    assert_mentions(&failure.to_string(), &["Bad GPG signature"]);
+    assert_mentions(&failure.to_string(), &["Ignoring repositories"]);
 }
 
 #[test]
