@@ -12,10 +12,12 @@
 //! installs only as root): without them these tests fail, never skip.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use packages::storage::{PutMode, PutOptions};
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::apt_client::{StaticHttp, flip_byte, overwrite};
@@ -173,6 +175,54 @@ impl ReferenceRepo {
         metadata_file(self.dir.path(), kind)
     }
 
+    /// Recompresses every metadata file `repomd.xml` lists from gzip to zstd (`zstd -19`),
+    /// content-named again (`<sha256>-<type>.xml.zst`), rewrites `repomd.xml` to match and
+    /// signs it again; the gzip files are removed. Debian's createrepo_c cannot write zstd.
+    fn recompress_zstd(&self) {
+        require_tool("zstd", "zstd");
+        let repomd_path = self.path("repodata/repomd.xml");
+        let mut repomd = fs::read_to_string(&repomd_path).unwrap();
+        for (kind, href) in repomd_locations(&repomd.clone()) {
+            let gz = self.path(&href);
+            let mut raw = Vec::new();
+            flate2::read::GzDecoder::new(fs::File::open(&gz).unwrap())
+                .read_to_end(&mut raw)
+                .unwrap_or_else(|e| panic!("gunzip {href}: {e}"));
+            let plain = gz.with_extension("");
+            fs::write(&plain, &raw).unwrap();
+            let zst = gz.with_extension("zst");
+            let out = Command::new("zstd")
+                .args(["-q", "-19", "-f", "--rm"])
+                .arg(&plain)
+                .arg("-o")
+                .arg(&zst)
+                .output()
+                .expect("run zstd");
+            assert!(out.status.success(), "zstd: {out:?}");
+            let bytes = fs::read(&zst).unwrap();
+            let hex = hex::encode(Sha256::digest(&bytes));
+            let name = format!("repodata/{hex}-{kind}.xml.zst");
+            fs::rename(&zst, self.path(&name)).unwrap();
+            fs::remove_file(&gz).unwrap();
+            // Rewrite this <data> block: location, checksum, size (open-* stay: same XML).
+            let start = repomd.find(&format!("<data type=\"{kind}\">")).unwrap();
+            let end = start + repomd[start..].find("</data>").unwrap();
+            let block = &repomd[start..end];
+            let old_sum = between(block, "<checksum type=\"sha256\">", "<");
+            let old_size = between(block, "<size>", "<");
+            let new_block = block
+                .replace(&href, &name)
+                .replace(&format!(">{old_sum}<"), &format!(">{hex}<"))
+                .replace(
+                    &format!("<size>{old_size}</size>"),
+                    &format!("<size>{}</size>", bytes.len()),
+                );
+            repomd.replace_range(start..end, &new_block);
+        }
+        overwrite(&repomd_path, repomd.as_bytes());
+        self.key.sign_repomd(&repomd_path);
+    }
+
     fn url(&self) -> String {
         self.server.url()
     }
@@ -181,6 +231,15 @@ impl ReferenceRepo {
     fn client(&self) -> DnfClient {
         DnfClient::new(&self.url(), &[&self.key.asc, &package_key()])
     }
+}
+
+/// The text of `s` after `start` up to the next `end`.
+fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+    let from = s.find(start).unwrap_or_else(|| panic!("no {start} in {s}")) + start.len();
+    let len = s[from..]
+        .find(end)
+        .unwrap_or_else(|| panic!("no {end} after {start}"));
+    &s[from..from + len]
 }
 
 fn assert_mentions(text: &str, any_of: &[&str]) {
@@ -255,6 +314,20 @@ fn a_second_run_sees_the_changed_repo() {
         .expect("install acc-tool after the change");
     assert_eq!(tx.installed_names(), strings(&["acc-data", "acc-tool"]));
     assert_eq!(tx.downloaded_names(), strings(&["acc-data", "acc-tool"]));
+}
+
+#[test]
+fn zstd_metadata_is_read() {
+    // The issue allows gzip or zstd metadata: Debian's dnf (librepo, libsolv) reads both.
+    let repo = ReferenceRepo::signed();
+    repo.recompress_zstd();
+    let primary = metadata_file(repo.dir.path(), "primary");
+    assert!(primary.to_string_lossy().ends_with("-primary.xml.zst"));
+    let tx = repo
+        .client()
+        .install(&["acc-hello"])
+        .expect("install with zstd metadata");
+    assert_eq!(tx.installed_names(), strings(&["acc-hello", "acc-lib"]));
 }
 
 #[test]
