@@ -145,7 +145,12 @@ impl DnfClient {
         for (n, key) in gpgkeys.iter().enumerate() {
             let bytes =
                 fs::read(key).unwrap_or_else(|e| panic!("read gpgkey {}: {e}", key.display()));
-            let copy = client.root().join(format!("keys/key-{}.asc", n + 1));
+            let ext = if bytes.starts_with(b"-----BEGIN PGP") {
+                "asc"
+            } else {
+                "gpg"
+            };
+            let copy = client.root().join(format!("keys/key-{}.{ext}", n + 1));
             fs::write(&copy, bytes).expect("copy the gpgkey");
             urls.push(format!("file://{}", copy.display()));
         }

@@ -20,7 +20,7 @@ use packages::storage::{PutMode, PutOptions};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::apt_client::{StaticHttp, flip_byte, overwrite};
+use crate::apt_client::{StaticHttp, dearmor, flip_byte, overwrite};
 use crate::dnf_client::{
     DnfClient, REPO_ID, check_repo_file, metadata_file, names, nevras, problem_lines,
     repomd_locations, require_tool,
@@ -333,7 +333,18 @@ fn zstd_metadata_is_read() {
 #[test]
 fn download_only_checks_signatures_and_installs_nothing() {
     let repo = ReferenceRepo::signed();
-    let dnf = repo.client();
+    // Both keys in binary form this time.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let keys: Vec<PathBuf> = [&repo.key.asc, &package_key()]
+        .iter()
+        .enumerate()
+        .map(|(n, asc)| {
+            let path = bin_dir.path().join(format!("key-{n}.gpg"));
+            fs::write(&path, dearmor(&fs::read(asc).unwrap())).unwrap();
+            path
+        })
+        .collect();
+    let dnf = DnfClient::new(&repo.url(), &[&keys[0], &keys[1]]);
     let tx = dnf.download(&["acc-hello"]).expect("download acc-hello");
     assert_eq!(tx.downloaded_names(), strings(&["acc-hello", "acc-lib"]));
     assert!(tx.installed.is_empty(), "{tx:?}");
