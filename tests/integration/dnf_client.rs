@@ -10,7 +10,7 @@
 //! revalidates `repomd.xml` (a second run after the repository changed sees the change; the
 //! metadata files it already holds are reused by checksum). Signature checks are on:
 //! `gpgcheck=1` (every package's header signature) and `repo_gpgcheck=1` (the detached
-//! `repodata/repomd.xml.asc`), `skip_if_unavailable=0`, no proxy.
+//! `repodata/repomd.xml.asc`), `skip_if_unavailable=0`, no proxy from the environment.
 //!
 //! Any line of dnf's output that signals a problem ("Error", "Warning", "Curl error",
 //! "Failed to download metadata", a checksum mismatch, a bad or missing signature, ...) fails
@@ -22,7 +22,8 @@
 //! its cache (for `repo_gpgcheck`; that import starts a `gpg-agent`, stopped on drop). A real
 //! install needs root: dnf refuses `install` (even `--downloadonly`) to other users, and rpm
 //! chroots into the installroot. The fixtures have no scriptlets, so no shell is needed in
-//! the installroot; a package with scriptlets would need one.
+//! the installroot; a package with scriptlets would need one. Debian's dnf reads gzip and
+//! zstd metadata alike, and binary or armored `gpgkey` files.
 //!
 //! ```ignore
 //! let dnf = DnfClient::new(&url, &[&key_asc]);
@@ -98,7 +99,7 @@ pub struct Transaction {
     /// The NEVRA (`name-[epoch:]version-release.arch`) of every package file this call
     /// downloaded, sorted (read from the files' headers).
     pub downloaded: Vec<String>,
-    /// The downloaded files, in dnf's cache (kept until the client is dropped), sorted.
+    /// The downloaded files, in dnf's cache (removed by the next install or download), sorted.
     pub files: Vec<PathBuf>,
     /// The NEVRA of every package this call installed (new in the installroot's rpm
     /// database), sorted; empty for a download-only run.
