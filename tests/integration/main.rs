@@ -21,6 +21,8 @@ mod crash_serve;
 mod deb;
 mod deb_api;
 mod deb_race;
+mod dnf_client;
+mod dnf_harness;
 mod doctor;
 mod group_commit;
 mod hostile_http;
