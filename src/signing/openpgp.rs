@@ -376,8 +376,7 @@ fn signature_config_at(
 ) -> Result<SignatureConfig, SigningError> {
     let mut config = SignatureConfig::v4(typ, key.algorithm(), hash_for(key));
     config.hashed_subpackets = vec![
-        Subpacket::regular(SubpacketData::SignatureCreationTime(created))
-            .map_err(sign_error)?,
+        Subpacket::regular(SubpacketData::SignatureCreationTime(created)).map_err(sign_error)?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint()))
             .map_err(sign_error)?,
     ];
