@@ -5,6 +5,7 @@ use super::*;
 use crate::core;
 use crate::formats::rpm::RpmRecord;
 use crate::repo::RootId;
+use crate::signing::Signer;
 
 impl Publisher {
     /// Every package of an RPM repository (all arches, or one).
@@ -89,14 +90,37 @@ impl Publisher {
         Ok(matching)
     }
 
-    /// Compares an RPM repo arch's published files with its records.
+    /// Compares an RPM repo arch's published files with its records, and
+    /// checks that `repomd.xml.asc` is a signature of `repomd.xml` by a key
+    /// of the repository's key set.
     pub async fn check_rpm_arch(
         &self,
         arch: &RepoArch,
     ) -> Result<Vec<core::RootProblem>, PublishError> {
         self.require_org(&arch.repo.org).await?;
         let format = self.rpm_format();
-        Ok(core::check(&self.stores, &format, &RootId::Arch(arch.clone())).await?)
+        let mut problems = core::check(&self.stores, &format, &RootId::Arch(arch.clone())).await?;
+        let repodata = |name: &str| -> Result<Key, PublishError> {
+            Ok(Key::Repodata {
+                arch: arch.clone(),
+                file: Segment::parse("file name", name)?,
+            })
+        };
+        let repomd = self.stores.get_bytes_opt(&repodata("repomd.xml")?).await?;
+        let asc = self.stores.get_bytes_opt(&repodata("repomd.xml.asc")?).await?;
+        if let Some((repomd, _)) = repomd {
+            let set = keys::key_set_for_scope(&self.stores, &arch.repo.scope()).await?;
+            let good = asc.is_some_and(|(asc, _)| {
+                set.keys().iter().any(|k| {
+                    k.key
+                        .verify(&repomd, &asc, crate::signing::SignatureFormat::Detached)
+                })
+            });
+            if !good && !problems.contains(&core::RootProblem::BadSignature) {
+                problems.push(core::RootProblem::BadSignature);
+            }
+        }
+        Ok(problems)
     }
 
     /// Republishes an RPM repo arch from its records (see [`core::repair`]).

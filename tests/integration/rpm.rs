@@ -242,4 +242,25 @@ async fn rpm_publish_list_remove(ctx: Ctx) {
     assert!(problems.is_empty(), "check after remove: {problems:?}");
     let repaired = publisher.repair_rpm_arch(&x86).await.unwrap();
     assert_eq!(repaired.reindexed.packages, 3);
+
+    // A signature that does not verify is found, and repair re-signs.
+    let asc_key = packages::repo::Key::Repodata {
+        arch: x86.clone(),
+        file: packages::repo::Segment::parse("file name", "repomd.xml.asc").unwrap(),
+    };
+    let mut broken = asc.clone();
+    let middle = broken.len() / 2;
+    broken[middle] ^= 0x01;
+    stores
+        .put(&asc_key, broken.into(), packages::storage::PutMode::Overwrite)
+        .await
+        .unwrap();
+    let problems = publisher.check_rpm_arch(&x86).await.unwrap();
+    assert!(
+        problems.contains(&packages::core::RootProblem::BadSignature),
+        "{problems:?}"
+    );
+    publisher.repair_rpm_arch(&x86).await.unwrap();
+    let problems = publisher.check_rpm_arch(&x86).await.unwrap();
+    assert!(problems.is_empty(), "check after repair: {problems:?}");
 }
