@@ -85,6 +85,46 @@ struct Checked {
     _signed: Option<tempfile::NamedTempFile>,
 }
 
+/// The record of a package published as `facts` (its location, checksum,
+/// size and header range as published), uploaded as a file with SHA-256
+/// `source_sha256`.
+pub(super) fn record_for(
+    package: &RpmPackage,
+    facts: &PublishedFile,
+    source_sha256: String,
+    signed_by: Option<String>,
+) -> RpmRecord {
+    let xml = package_xml(package, facts);
+    RpmRecord {
+        name: package.name.clone(),
+        epoch: package.epoch,
+        version: package.version.clone(),
+        release: package.release.clone(),
+        arch: package.arch.clone(),
+        file_name: package.file_name(),
+        location: facts.location_href.clone(),
+        sha256: facts.sha256.clone(),
+        size: facts.size,
+        source_sha256,
+        signed_by,
+        summary: package.summary.clone(),
+        url: package.url.clone().unwrap_or_default(),
+        license: package.license.clone().unwrap_or_default(),
+        packager: package.packager.clone().unwrap_or_default(),
+        source_rpm: package.sourcerpm.clone(),
+        installed_size: package.size_installed,
+        requires: package
+            .primary_requires()
+            .iter()
+            .map(dependency_text)
+            .collect(),
+        provides: package.provides.iter().map(dependency_text).collect(),
+        primary: xml.primary,
+        filelists: xml.filelists,
+        other: xml.other,
+    }
+}
+
 fn published(record: &RpmRecord, arch: &Arch, unchanged: bool) -> Published {
     Published {
         file: record.file_name.clone(),
@@ -365,35 +405,7 @@ impl Publisher {
             path = out.path().to_owned();
             signed_file = Some(out);
         }
-        let xml = package_xml(&package, &facts);
-        let record = RpmRecord {
-            name: package.name.clone(),
-            epoch: package.epoch,
-            version: package.version.clone(),
-            release: package.release.clone(),
-            arch: package.arch.clone(),
-            file_name,
-            location,
-            sha256: facts.sha256,
-            size: facts.size,
-            source_sha256: package.sha256.clone(),
-            signed_by,
-            summary: package.summary.clone(),
-            url: package.url.clone().unwrap_or_default(),
-            license: package.license.clone().unwrap_or_default(),
-            packager: package.packager.clone().unwrap_or_default(),
-            source_rpm: package.sourcerpm.clone(),
-            installed_size: package.size_installed,
-            requires: package
-                .primary_requires()
-                .iter()
-                .map(dependency_text)
-                .collect(),
-            provides: package.provides.iter().map(dependency_text).collect(),
-            primary: xml.primary,
-            filelists: xml.filelists,
-            other: xml.other,
-        };
+        let record = record_for(&package, &facts, package.sha256.clone(), signed_by);
         Ok(Checked {
             index,
             repo: upload.repo.clone(),
@@ -421,7 +433,10 @@ impl Publisher {
         };
         let listed = core::record(&self.stores, format, &root, &record.file_name).await?;
         if let Some(listed) = &listed {
-            if listed.source_sha256 != record.source_sha256 {
+            // Signing is deterministic, so the same upload signed again is
+            // the same published file (this also recognises uploads after a
+            // `rebuild`, whose records know only the published bytes).
+            if listed.source_sha256 != record.source_sha256 && listed.sha256 != record.sha256 {
                 return Err(conflict());
             }
             // The same upload again: the published file stays as it is.

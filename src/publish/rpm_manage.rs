@@ -107,7 +107,10 @@ impl Publisher {
             })
         };
         let repomd = self.stores.get_bytes_opt(&repodata("repomd.xml")?).await?;
-        let asc = self.stores.get_bytes_opt(&repodata("repomd.xml.asc")?).await?;
+        let asc = self
+            .stores
+            .get_bytes_opt(&repodata("repomd.xml.asc")?)
+            .await?;
         if let Some((repomd, _)) = repomd {
             let set = keys::key_set_for_scope(&self.stores, &arch.repo.scope()).await?;
             let good = asc.is_some_and(|(asc, _)| {
@@ -138,5 +141,87 @@ impl Publisher {
         let format = self.rpm_format();
         core::republish(&self.stores, &format, &RootId::Arch(arch.clone())).await?;
         Ok(())
+    }
+
+    /// Recomputes the records of an RPM repo arch from its package files and
+    /// republishes its metadata (disaster recovery, when the private tree
+    /// is lost). Removed packages (tombstoned) stay out. The records know
+    /// only the published bytes: an upload of the original (unsigned) file
+    /// is still recognised, as signing it again gives the same bytes.
+    pub async fn rebuild_rpm_arch(&self, arch: &RepoArch) -> Result<usize, PublishError> {
+        use futures::{StreamExt, TryStreamExt};
+        self.require_org(&arch.repo.org).await?;
+        let format = self.rpm_format();
+        let prefix = format!(
+            "{}{}/Packages/",
+            crate::repo::STATIC_PREFIX,
+            crate::repo::rpm_arch_dir(arch)
+        );
+        let tombstones: BTreeSet<String> = self
+            .stores
+            .list(Tree::Private, &Key::tombstone_prefix(arch))
+            .await?
+            .iter()
+            .filter_map(|o| {
+                o.key
+                    .rsplit('/')
+                    .next()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect();
+        let mut files = Vec::new();
+        for object in self.stores.list(Tree::Public, &prefix).await? {
+            let Some(rest) = object.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            // `<letter>/<file>.rpm`
+            let Some((_, file)) = rest.split_once('/') else {
+                continue;
+            };
+            if file.contains('/') || !file.ends_with(".rpm") || tombstones.contains(file) {
+                continue;
+            }
+            files.push((Segment::parse("file name", file)?, object.last_modified));
+        }
+        let read: Vec<(String, RpmRecord)> = futures::stream::iter(files)
+            .map(|(file, modified)| async move {
+                let key = Key::RpmPackage {
+                    arch: arch.clone(),
+                    file: file.clone(),
+                };
+                let staged = self.download(&key).await?;
+                let package = self.inspect_rpm(staged.path(), &key.path()).await?;
+                let letter: String = file
+                    .as_str()
+                    .chars()
+                    .take(1)
+                    .flat_map(char::to_lowercase)
+                    .collect();
+                let facts = crate::formats::rpm::repodata::PublishedFile {
+                    location_href: format!("Packages/{letter}/{file}"),
+                    sha256: package.sha256.clone(),
+                    size: package.size_package,
+                    time_file: modified
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or_else(unix_now, |d| d.as_secs()),
+                    header_start: package.header_start,
+                    header_end: package.header_end,
+                };
+                let signed_by = None;
+                let record =
+                    super::rpm::record_for(&package, &facts, package.sha256.clone(), signed_by);
+                Ok::<_, PublishError>((record.file_name.clone(), record))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        let records: BTreeMap<String, RpmRecord> = read.into_iter().collect();
+        let count = records.len();
+        let root = RootId::Arch(arch.clone());
+        core::replace_records(&self.stores, &format, &root, records).await?;
+        self.publish_rpm_arch(&format, arch, Vec::new(), None)
+            .await?;
+        Ok(count)
     }
 }
