@@ -226,7 +226,8 @@ impl RpmPackage {
 
     /// The requires createrepo_c writes into `primary.xml`: without
     /// `rpmlib(...)`, without requires of its own primary files, without
-    /// requires of a name it provides, without a repeat of the previous
+    /// requires identical to one of its provides (name, comparison and
+    /// version), without a repeat of the previous
     /// require of the same name, and only the highest `libc.so.6(...)`
     /// require, moved last.
     pub fn primary_requires(&self) -> Vec<Dependency> {

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::*;
 use crate::core::{self, Known};
 use crate::formats::deb::release::{SuiteKeys, pgp_keys};
-use crate::formats::rpm::repodata::{PublishedFile, package_xml};
+use crate::formats::rpm::repodata::{PublishedFile, forbidden_chars, package_xml};
 use crate::formats::rpm::sign::sign_rpm;
 use crate::formats::rpm::{RpmLimits, RpmPackage, RpmRecord, RpmRepo, read_rpm};
 use crate::repo::{Family, RootId};
@@ -161,10 +161,26 @@ impl Publisher {
             keys.insert(upload.repo.clone(), key);
         }
         // 1. Check (and sign) every file; nothing is written before all pass.
+        let mut packages = Vec::with_capacity(uploads.len());
+        for upload in uploads {
+            packages.push(self.inspect_rpm(&upload.path, &upload.display_name).await?);
+        }
+        // A noarch package with no arch named goes into every arch of its
+        // repo, including those the batch's other packages bring.
+        let mut brought: BTreeMap<&RepoId, BTreeSet<Arch>> = BTreeMap::new();
+        for (upload, package) in uploads.iter().zip(&packages) {
+            if let (false, Ok(arch)) = (package.is_noarch(), Arch::parse(&package.arch)) {
+                brought.entry(&upload.repo).or_default().insert(arch);
+            }
+        }
         let mut checked = Vec::with_capacity(uploads.len());
-        for (index, upload) in uploads.iter().enumerate() {
+        for (index, (upload, package)) in uploads.iter().zip(packages).enumerate() {
             let key = keys.get(&upload.repo).expect("every repo was resolved");
-            checked.push(self.check_rpm(index, upload, &format, key).await?);
+            let brought = brought.get(&upload.repo).cloned().unwrap_or_default();
+            checked.push(
+                self.check_rpm(index, upload, package, &brought, &format, key)
+                    .await?,
+            );
         }
         // The arches first (refused over the cap before any package is written).
         let mut new_arches: BTreeMap<RepoId, Vec<Arch>> = BTreeMap::new();
@@ -244,15 +260,29 @@ impl Publisher {
         Ok(())
     }
 
-    /// Reads, checks and (when the repository signs packages) signs one upload.
+    /// Checks where one read upload goes and (when the repository signs
+    /// packages) signs it; `brought` are the arches the batch's other
+    /// packages bring to its repository.
     async fn check_rpm(
         &self,
         index: usize,
         upload: &Upload,
+        package: RpmPackage,
+        brought: &BTreeSet<Arch>,
         format: &RpmRepo,
         key: &SuiteKeys,
     ) -> Result<Checked, PublishError> {
-        let package = self.inspect_rpm(&upload.path, &upload.display_name).await?;
+        if let Some((field, c)) = forbidden_chars(&package) {
+            return Err(PublishError::Rpm {
+                file: upload.display_name.clone(),
+                reason: crate::formats::rpm::RpmError::Field {
+                    field: "metadata",
+                    problem: format!(
+                        "{field} holds {c:?}, a character XML 1.0 forbids (createrepo_c refuses such a package too)"
+                    ),
+                },
+            });
+        }
         let targets = if package.is_noarch() {
             let mut targets: BTreeSet<Arch> = upload
                 .arch
@@ -262,6 +292,7 @@ impl Publisher {
                 .collect();
             if targets.is_empty() {
                 targets.extend(self.arches(&upload.repo).await?);
+                targets.extend(brought.iter().cloned());
             }
             if targets.is_empty() {
                 return Err(PublishError::NoArchTargets {

@@ -123,6 +123,68 @@ fn names_are_lowercase_ascii() {
 }
 
 #[test]
+fn rpm_layouts() {
+    let fedora = RepoId::parse("acme", "fedora", "40", "server").unwrap();
+    let arch = fedora.arch(Arch::parse("x86_64").unwrap());
+    let file = Segment::parse("file name", "Acc-tool-2.0-1.x86_64.rpm").unwrap();
+    assert_eq!(
+        Key::RpmPackage {
+            arch: arch.clone(),
+            file
+        }
+        .path(),
+        "static/acme/fedora/linux/releases/40/server/x86_64/os/Packages/a/Acc-tool-2.0-1.x86_64.rpm"
+    );
+    assert_eq!(
+        Key::RepoFile(fedora.clone()).path(),
+        "static/acme/fedora/linux/releases/40/server/acme-fedora-40-server.repo"
+    );
+    let rocky = RepoId::parse("acme", "rocky", "9", "baseos").unwrap();
+    let arch = rocky.arch(Arch::parse("aarch64").unwrap());
+    let file = Segment::parse("file name", "repomd.xml").unwrap();
+    assert_eq!(
+        Key::Repodata { arch, file }.path(),
+        "static/acme/rocky/9/baseos/aarch64/repodata/repomd.xml"
+    );
+    assert_eq!(
+        Key::RpmKey(rocky.clone()).path(),
+        "static/acme/rocky/9/baseos/RPM-GPG-KEY-acme-rocky-9-baseos.asc"
+    );
+    // What the writer says about caching is what a CDN or `serve` derives from the path.
+    let arch = rocky.arch(Arch::parse("aarch64").unwrap());
+    let sha = "0".repeat(64);
+    let keys = [
+        Key::RpmPackage {
+            arch: arch.clone(),
+            file: Segment::parse("file name", "a-1-1.noarch.rpm").unwrap(),
+        },
+        Key::Repodata {
+            arch: arch.clone(),
+            file: Segment::parse("file name", "repomd.xml").unwrap(),
+        },
+        Key::Repodata {
+            arch: arch.clone(),
+            file: Segment::parse("file name", "repomd.xml.asc").unwrap(),
+        },
+        Key::Repodata {
+            arch,
+            file: Segment::parse("file name", &format!("{sha}-primary.xml.gz")).unwrap(),
+        },
+        Key::RepoFile(rocky.clone()),
+        Key::RpmKey(rocky),
+    ];
+    for key in keys {
+        let path = key.path();
+        let public = path.strip_prefix(crate::repo::STATIC_PREFIX).unwrap();
+        assert_eq!(
+            key.cache_control(),
+            crate::repo::cache_control_for(public),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn every_key_fits_every_store() {
     let name = |c: &str, n| c.repeat(n);
     let org = Org::parse(&name("o", MAX_NAME_LEN)).unwrap();
@@ -176,6 +238,31 @@ fn every_key_fits_every_store() {
     ];
     let longest = keys.iter().map(|k| k.path().len()).max().unwrap();
     assert!(longest <= MAX_KEY_BYTES, "a key of {longest} bytes");
+    // Fedora's RPM layout is the longest public one.
+    let fedora = RepoId::parse(
+        &name("o", MAX_NAME_LEN),
+        "fedora",
+        &name("v", MAX_NAME_LEN),
+        &name("r", MAX_NAME_LEN),
+    )
+    .unwrap();
+    let fedora_arch = fedora.arch(Arch::parse(&name("a", MAX_ARCH_LEN)).unwrap());
+    let rpm_keys = [
+        Key::RpmPackage {
+            arch: fedora_arch.clone(),
+            file: Segment::parse("file name", &name("f", 255)).unwrap(),
+        },
+        Key::Repodata {
+            arch: fedora_arch,
+            file: Segment::parse("file name", &format!("{}-filelists.xml.gz", name("0", 64)))
+                .unwrap(),
+        },
+        Key::RepoFile(fedora.clone()),
+        Key::RpmKey(fedora),
+    ];
+    for key in &rpm_keys {
+        assert!(key.path().len() <= MAX_KEY_BYTES, "{}", key.path());
+    }
     for key in &keys {
         // The folders named after org, version, repo and arch fit any
         // file system (255-byte names); file names are bounded on their own.

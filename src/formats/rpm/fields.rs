@@ -380,7 +380,11 @@ fn changelog(main: &Header) -> Result<Vec<ChangelogEntry>, RpmError> {
 /// (`cr_package_from_header`), in its order.
 pub(super) fn primary_requires(pkg: &RpmPackage) -> Vec<Dependency> {
     let own_files: HashSet<&str> = pkg.files.iter().map(|f| f.path.as_str()).collect();
-    let provided: HashSet<&str> = pkg.provides.iter().map(|d| d.name.as_str()).collect();
+    // createrepo_c drops a require only when a provide has the same name,
+    // comparison and version (its "name+flags+version" key), not any
+    // require of a provided name: `Requires: foo >= 2` stays beside
+    // `Provides: foo = 1`.
+    let provided: HashSet<_> = pkg.provides.iter().map(dep_key).collect();
     // The last kept require of each name, to drop an identical repeat.
     let mut last: HashMap<&str, &Dependency> = HashMap::new();
     let mut out = Vec::new();
@@ -389,7 +393,7 @@ pub(super) fn primary_requires(pkg: &RpmPackage) -> Vec<Dependency> {
         let name = d.name.as_str();
         if name.starts_with("rpmlib(")
             || (own_files.contains(name) && RpmPackage::is_primary_file(name))
-            || provided.contains(name)
+            || provided.contains(&dep_key(d))
         {
             continue;
         }
@@ -411,6 +415,26 @@ pub(super) fn primary_requires(pkg: &RpmPackage) -> Vec<Dependency> {
     }
     out.extend(libc.cloned());
     out
+}
+
+/// A dependency's name, comparison and version as one comparable value
+/// (an absent epoch reads as `0` on both sides).
+type DepKey<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn dep_key(d: &Dependency) -> DepKey<'_> {
+    (
+        &d.name,
+        d.flags.as_deref(),
+        d.epoch.as_deref(),
+        d.version.as_deref(),
+        d.release.as_deref(),
+    )
 }
 
 /// createrepo_c's `cr_compare_dependency` == 2: whether the version in the
