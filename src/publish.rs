@@ -32,6 +32,7 @@ mod rebuild;
 mod remove;
 pub mod rpm;
 mod rpm_gc;
+mod rpm_manage;
 mod settings;
 mod settings_root;
 mod upload;

@@ -171,11 +171,6 @@ pub(super) async fn rebuild(publisher: &Publisher, args: RepoArgs, json: bool) -
             "{repo}: a Debian suite's records name its pool files; republish it with `packages index repair`"
         );
     }
-    if repo.distro.family() == Family::Rpm {
-        bail!(
-            "{repo}: an RPM repository's records hold the metadata of its (signed) files; republish it with `packages index repair`"
-        );
-    }
     let arches = match args.arch()? {
         Some(arch) => vec![arch],
         None => publisher.arches(&repo).await?,
@@ -185,10 +180,14 @@ pub(super) async fn rebuild(publisher: &Publisher, args: RepoArgs, json: bool) -
     }
     let mut summary = Vec::new();
     for arch in arches {
-        let state = publisher.rebuild(&repo.arch(arch.clone())).await?;
-        summary.push(serde_json::json!({"arch": arch.to_string(), "packages": state.packages}));
+        let packages = if repo.distro.family() == Family::Rpm {
+            publisher.rebuild_rpm_arch(&repo.arch(arch.clone())).await?
+        } else {
+            publisher.rebuild(&repo.arch(arch.clone())).await?.packages
+        };
+        summary.push(serde_json::json!({"arch": arch.to_string(), "packages": packages}));
         if !json {
-            println!("rebuilt {repo}/{arch}: {} package(s)", state.packages);
+            println!("rebuilt {repo}/{arch}: {packages} package(s)");
         }
     }
     if json {

@@ -23,6 +23,7 @@ mod vercmp;
 pub use fields::{is_valid_arch, is_valid_name, is_valid_version};
 pub use read::read_rpm;
 pub use repo::{RpmRecord, RpmRepo};
+pub use sign::{SignedRpm, sign_rpm};
 pub use vercmp::{compare_evr, rpmvercmp};
 
 use serde::{Deserialize, Serialize};
@@ -314,6 +315,9 @@ pub enum RpmError {
         /// What is wrong.
         problem: String,
     },
+    /// The package cannot be signed (see [`sign_rpm`]).
+    #[error("signing the .rpm: {0}")]
+    Sign(String),
 }
 
 #[cfg(test)]
@@ -322,3 +326,5 @@ mod tests;
 mod tests_build;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_sign;

@@ -85,6 +85,46 @@ struct Checked {
     _signed: Option<tempfile::NamedTempFile>,
 }
 
+/// The record of a package published as `facts` (its location, checksum,
+/// size and header range as published), uploaded as a file with SHA-256
+/// `source_sha256`.
+pub(super) fn record_for(
+    package: &RpmPackage,
+    facts: &PublishedFile,
+    source_sha256: String,
+    signed_by: Option<String>,
+) -> RpmRecord {
+    let xml = package_xml(package, facts);
+    RpmRecord {
+        name: package.name.clone(),
+        epoch: package.epoch,
+        version: package.version.clone(),
+        release: package.release.clone(),
+        arch: package.arch.clone(),
+        file_name: package.file_name(),
+        location: facts.location_href.clone(),
+        sha256: facts.sha256.clone(),
+        size: facts.size,
+        source_sha256,
+        signed_by,
+        summary: package.summary.clone(),
+        url: package.url.clone().unwrap_or_default(),
+        license: package.license.clone().unwrap_or_default(),
+        packager: package.packager.clone().unwrap_or_default(),
+        source_rpm: package.sourcerpm.clone(),
+        installed_size: package.size_installed,
+        requires: package
+            .primary_requires()
+            .iter()
+            .map(dependency_text)
+            .collect(),
+        provides: package.provides.iter().map(dependency_text).collect(),
+        primary: xml.primary,
+        filelists: xml.filelists,
+        other: xml.other,
+    }
+}
+
 fn published(record: &RpmRecord, arch: &Arch, unchanged: bool) -> Published {
     Published {
         file: record.file_name.clone(),
@@ -240,7 +280,7 @@ impl Publisher {
     }
 
     /// Publishes one RPM repo arch with `changes` known to be pending.
-    async fn publish_rpm_arch(
+    pub(super) async fn publish_rpm_arch(
         &self,
         format: &RpmRepo,
         arch: &RepoArch,
@@ -365,35 +405,7 @@ impl Publisher {
             path = out.path().to_owned();
             signed_file = Some(out);
         }
-        let xml = package_xml(&package, &facts);
-        let record = RpmRecord {
-            name: package.name.clone(),
-            epoch: package.epoch,
-            version: package.version.clone(),
-            release: package.release.clone(),
-            arch: package.arch.clone(),
-            file_name,
-            location,
-            sha256: facts.sha256,
-            size: facts.size,
-            source_sha256: package.sha256.clone(),
-            signed_by,
-            summary: package.summary.clone(),
-            url: package.url.clone().unwrap_or_default(),
-            license: package.license.clone().unwrap_or_default(),
-            packager: package.packager.clone().unwrap_or_default(),
-            source_rpm: package.sourcerpm.clone(),
-            installed_size: package.size_installed,
-            requires: package
-                .primary_requires()
-                .iter()
-                .map(dependency_text)
-                .collect(),
-            provides: package.provides.iter().map(dependency_text).collect(),
-            primary: xml.primary,
-            filelists: xml.filelists,
-            other: xml.other,
-        };
+        let record = record_for(&package, &facts, package.sha256.clone(), signed_by);
         Ok(Checked {
             index,
             repo: upload.repo.clone(),
@@ -421,7 +433,10 @@ impl Publisher {
         };
         let listed = core::record(&self.stores, format, &root, &record.file_name).await?;
         if let Some(listed) = &listed {
-            if listed.source_sha256 != record.source_sha256 {
+            // Signing is deterministic, so the same upload signed again is
+            // the same published file (this also recognises uploads after a
+            // `rebuild`, whose records know only the published bytes).
+            if listed.source_sha256 != record.source_sha256 && listed.sha256 != record.sha256 {
                 return Err(conflict());
             }
             // The same upload again: the published file stays as it is.
@@ -541,115 +556,6 @@ impl Publisher {
             self.publish_rpm_arch(format, &target, changes, key.clone())
                 .await?;
         }
-        Ok(())
-    }
-
-    /// Every package of an RPM repository (all arches, or one).
-    pub async fn list_rpm(
-        &self,
-        repo: &RepoId,
-        arch: Option<&Arch>,
-    ) -> Result<Vec<Listed>, PublishError> {
-        self.require_org(&repo.org).await?;
-        let format = self.rpm_format();
-        let arches = match arch {
-            Some(arch) => vec![arch.clone()],
-            None => self.arches(repo).await?,
-        };
-        let mut out = Vec::new();
-        for arch in arches {
-            let root = RootId::Arch(repo.arch(arch.clone()));
-            let (state, _) = core::read_state(&self.stores, &format, &root).await?;
-            out.extend(state.records.into_values().map(|r| Listed {
-                arch: arch.to_string(),
-                file: r.file_name.clone(),
-                record: summary(&r),
-            }));
-        }
-        Ok(out)
-    }
-
-    /// Removes packages matching `what` (a file name, or a package name for
-    /// every version) from an RPM repository; their files stay downloadable
-    /// for the grace period.
-    pub async fn remove_rpm(
-        &self,
-        repo: &RepoId,
-        arch: Option<&Arch>,
-        what: &str,
-    ) -> Result<Vec<Listed>, PublishError> {
-        let matching: Vec<Listed> = self
-            .list_rpm(repo, arch)
-            .await?
-            .into_iter()
-            .filter(|l| l.file == what || l.record.name == what)
-            .collect();
-        if matching.is_empty() {
-            return Err(PublishError::NotFound(format!(
-                "no package `{what}` in {repo}"
-            )));
-        }
-        let mut pending: BTreeMap<RepoArch, Vec<core::PendingChange<RpmRecord>>> = BTreeMap::new();
-        for listed in &matching {
-            let repo_arch = repo.arch(Arch::parse(&listed.arch)?);
-            let file = Segment::parse("file name", &listed.file)?;
-            let tombstone = Tombstone {
-                removed: unix_now(),
-                sha256: listed.record.sha256.clone(),
-            };
-            let body = serde_json::to_vec(&tombstone)
-                .map_err(|e| StorageError::backend("encode", &listed.file, e))?;
-            self.stores
-                .put(
-                    &Key::Tombstone {
-                        arch: repo_arch.clone(),
-                        file,
-                    },
-                    body.into(),
-                    PutMode::Overwrite,
-                )
-                .await?;
-            let change = core::add_pending::<RpmRecord>(
-                &self.stores,
-                &RootId::Arch(repo_arch.clone()),
-                core::Change::Remove {
-                    entry: listed.file.clone(),
-                },
-            )
-            .await?;
-            pending.entry(repo_arch).or_default().push(change);
-        }
-        let format = self.rpm_format();
-        for (arch, changes) in pending {
-            self.publish_rpm_arch(&format, &arch, changes, None).await?;
-        }
-        Ok(matching)
-    }
-
-    /// Compares an RPM repo arch's published files with its records.
-    pub async fn check_rpm_arch(
-        &self,
-        arch: &RepoArch,
-    ) -> Result<Vec<core::RootProblem>, PublishError> {
-        self.require_org(&arch.repo.org).await?;
-        let format = self.rpm_format();
-        Ok(core::check(&self.stores, &format, &RootId::Arch(arch.clone())).await?)
-    }
-
-    /// Republishes an RPM repo arch from its records (see [`core::repair`]).
-    pub async fn repair_rpm_arch(
-        &self,
-        arch: &RepoArch,
-    ) -> Result<core::Repaired<RpmRecord>, PublishError> {
-        self.require_org(&arch.repo.org).await?;
-        let format = self.rpm_format();
-        Ok(core::repair(&self.stores, &format, &RootId::Arch(arch.clone())).await?)
-    }
-
-    /// Re-signs and rewrites every metadata file of an RPM repo arch.
-    pub async fn republish_rpm_arch(&self, arch: &RepoArch) -> Result<(), PublishError> {
-        let format = self.rpm_format();
-        core::republish(&self.stores, &format, &RootId::Arch(arch.clone())).await?;
         Ok(())
     }
 }

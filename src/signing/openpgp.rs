@@ -365,10 +365,18 @@ fn signature_config(
     key: &dyn SigningKey,
     typ: SignatureType,
 ) -> Result<SignatureConfig, SigningError> {
+    signature_config_at(key, typ, Timestamp::now())
+}
+
+/// [`signature_config`] with a given creation time.
+fn signature_config_at(
+    key: &dyn SigningKey,
+    typ: SignatureType,
+    created: Timestamp,
+) -> Result<SignatureConfig, SigningError> {
     let mut config = SignatureConfig::v4(typ, key.algorithm(), hash_for(key));
     config.hashed_subpackets = vec![
-        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now()))
-            .map_err(sign_error)?,
+        Subpacket::regular(SubpacketData::SignatureCreationTime(created)).map_err(sign_error)?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint()))
             .map_err(sign_error)?,
     ];
@@ -462,6 +470,43 @@ pub fn sign_many(
         return Err(self_check_failed(key, format));
     }
     Ok(armored)
+}
+
+/// One binary OpenPGP v4 signature packet, header included (type 0x00, a
+/// binary document; SHA-256 or stronger), by `key` over `data`, with the
+/// subpackets [`sign_many`] writes (creation time and issuer fingerprint
+/// hashed, issuer key id unhashed; none critical, which rpm 4.18's parser
+/// needs). What an RPM's signature header holds: `RPMSIGTAG_RSA` (268) for
+/// RSA keys, `RPMSIGTAG_DSA` (267) for EdDSA ones. Checked with the public
+/// key before it is returned.
+///
+/// The signature's creation time is the key's: the same key over the same
+/// data gives the same bytes (RSA PKCS#1 v1.5 and EdDSA are deterministic),
+/// so a package signed again after a crash or by a racing instance is the
+/// same file.
+pub fn detached_binary(key: &PgpKey, data: &[u8]) -> Result<Vec<u8>, SigningError> {
+    let signer = key.signing_key();
+    let created = Timestamp::from_secs(key.created_at());
+    let config = signature_config_at(*signer, SignatureType::Binary, created)?;
+    let signature = config
+        .sign(&signer, &Password::empty(), data)
+        .map_err(sign_error)?;
+    if !key.verifies(&signature, data) {
+        return Err(self_check_failed(key, SignatureFormat::Detached));
+    }
+    let mut out = Vec::with_capacity(signature.write_len_with_header());
+    signature
+        .to_writer_with_header(&mut out)
+        .map_err(sign_error)?;
+    Ok(out)
+}
+
+/// ASCII-armored detached signatures over `data`, one binary-mode packet per
+/// key in one armor block (`repodata/repomd.xml.asc`, `Release.gpg`); a
+/// client holding any one of the keys verifies it.
+pub fn detached_armored(keys: &[&PgpKey], data: &[u8]) -> Result<String, SigningError> {
+    let armored = sign_many(keys, data, SignatureFormat::Detached)?;
+    String::from_utf8(armored).map_err(sign_error)
 }
 
 fn self_check_failed(key: &PgpKey, format: SignatureFormat) -> SigningError {

@@ -216,8 +216,14 @@ async fn rpm_publish_list_remove(ctx: Ctx) {
         .await
         .unwrap();
     assert!(again.iter().all(|p| p.unchanged), "{again:?}");
+    // The same package signed by someone else is the same package once we
+    // sign it (only the signature header differs); published as uploaded
+    // (signing off) its bytes differ from ours and are refused.
     let other = rpm_fixture("signed/acc-tool-2.0-1.x86_64.rpm");
-    match publisher.upload(&rpm_upload(&other)).await {
+    let resigned = publisher.upload(&rpm_upload(&other)).await.unwrap();
+    assert!(resigned.iter().all(|p| p.unchanged), "{resigned:?}");
+    let as_uploaded = publisher.clone().with_rpm_signing(false);
+    match as_uploaded.upload(&rpm_upload(&other)).await {
         Err(PublishError::Conflict { .. }) => {}
         got => panic!("different bytes under a published name: {got:?}"),
     }
@@ -242,4 +248,41 @@ async fn rpm_publish_list_remove(ctx: Ctx) {
     assert!(problems.is_empty(), "check after remove: {problems:?}");
     let repaired = publisher.repair_rpm_arch(&x86).await.unwrap();
     assert_eq!(repaired.reindexed.packages, 3);
+
+    // A signature that does not verify is found, and repair re-signs.
+    let asc_key = packages::repo::Key::Repodata {
+        arch: x86.clone(),
+        file: packages::repo::Segment::parse("file name", "repomd.xml.asc").unwrap(),
+    };
+    let mut broken = asc.clone();
+    let middle = broken.len() / 2;
+    broken[middle] ^= 0x01;
+    stores
+        .put(
+            &asc_key,
+            broken.into(),
+            packages::storage::PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let problems = publisher.check_rpm_arch(&x86).await.unwrap();
+    assert!(
+        problems.contains(&packages::core::RootProblem::BadSignature),
+        "{problems:?}"
+    );
+    publisher.repair_rpm_arch(&x86).await.unwrap();
+    let problems = publisher.check_rpm_arch(&x86).await.unwrap();
+    assert!(problems.is_empty(), "check after repair: {problems:?}");
+
+    // Rebuild from the package files: the removed one stays out, and the
+    // original upload is still recognised (signing it again gives the
+    // published bytes).
+    assert_eq!(publisher.rebuild_rpm_arch(&x86).await.unwrap(), 3);
+    let problems = publisher.check_rpm_arch(&x86).await.unwrap();
+    assert!(problems.is_empty(), "check after rebuild: {problems:?}");
+    let again = publisher
+        .upload(&rpm_upload(&rpm_fixture("acc-tool-2.0-1.x86_64.rpm")))
+        .await
+        .unwrap();
+    assert!(again.iter().all(|p| p.unchanged), "{again:?}");
 }

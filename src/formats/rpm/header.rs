@@ -246,6 +246,21 @@ impl Header {
         })
     }
 
+    /// Every entry but the region, in tag order: (tag, type, count, data),
+    /// the data as stored (what a rewritten header copies).
+    pub fn raw_entries(&self) -> Vec<(u32, u32, u32, &[u8])> {
+        let mut all: Vec<_> = self
+            .entries
+            .values()
+            .map(|e| {
+                let at = e.offset as usize;
+                (e.tag, e.kind, e.count, &self.store[at..at + e.len])
+            })
+            .collect();
+        all.sort_unstable_by_key(|e| e.0);
+        all
+    }
+
     /// Whether `tag` is present.
     pub fn has(&self, tag: u32) -> bool {
         self.entries.contains_key(&tag)

@@ -13,7 +13,7 @@ use super::tags::{self, sig};
 use super::{RpmError, RpmLimits, RpmPackage};
 
 /// Size of the lead.
-const LEAD: usize = 96;
+pub(super) const LEAD: usize = 96;
 /// The lead's magic.
 const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
 /// `RPMSIGTYPE_HEADERSIG`, the only signature type rpm reads.
@@ -69,7 +69,7 @@ impl<R: Read> Hashing<R> {
 }
 
 /// A payload digest algorithm (`PGPHASHALGO_*`).
-enum PayloadHash {
+pub(super) enum PayloadHash {
     Md5(Md5),
     Sha1(Sha1),
     Sha256(Sha256),
@@ -78,7 +78,7 @@ enum PayloadHash {
 }
 
 impl PayloadHash {
-    fn new(algo: u64) -> Option<Self> {
+    pub(super) fn new(algo: u64) -> Option<Self> {
         Some(match algo {
             1 => Self::Md5(Md5::new()),
             2 => Self::Sha1(Sha1::new()),
@@ -89,7 +89,7 @@ impl PayloadHash {
         })
     }
 
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         match self {
             Self::Md5(_) => "MD5",
             Self::Sha1(_) => "SHA-1",
@@ -99,7 +99,7 @@ impl PayloadHash {
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(super) fn update(&mut self, data: &[u8]) {
         match self {
             Self::Md5(h) => h.update(data),
             Self::Sha1(h) => h.update(data),
@@ -109,7 +109,7 @@ impl PayloadHash {
         }
     }
 
-    fn finish(self) -> String {
+    pub(super) fn finish(self) -> String {
         match self {
             Self::Md5(h) => hex::encode(h.finalize()),
             Self::Sha1(h) => hex::encode(h.finalize()),
@@ -279,6 +279,12 @@ fn read_lead<R: Read>(file: &mut Hashing<R>) -> Result<(), RpmError> {
             Err(e) => return Err(e.into()),
         }
     }
+    check_lead(&lead)
+}
+
+/// Checks a lead's magic, format (3 or 4) and signature type (header-style),
+/// as `rpmLeadCheck` does.
+pub(super) fn check_lead(lead: &[u8; LEAD]) -> Result<(), RpmError> {
     if lead[..4] != LEAD_MAGIC {
         return Err(RpmError::NotRpm(format!(
             "the lead magic is {}, not edabeedb",
@@ -302,7 +308,12 @@ fn read_lead<R: Read>(file: &mut Hashing<R>) -> Result<(), RpmError> {
 
 /// Compares a hex digest string tag of the signature header, if present,
 /// with `computed`.
-fn check_hex(signature: &Header, tag: u32, digest: &str, computed: String) -> Result<(), RpmError> {
+pub(super) fn check_hex(
+    signature: &Header,
+    tag: u32,
+    digest: &str,
+    computed: String,
+) -> Result<(), RpmError> {
     let Some(recorded) = signature.string(tag)? else {
         return Ok(());
     };

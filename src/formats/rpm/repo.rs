@@ -104,7 +104,7 @@ pub struct SegmentMeta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RpmParts {
     /// Packages in the chunk.
-    pub count: u64,
+    pub packages: u64,
     /// One per metadata file, in [`KINDS`] order.
     pub segments: [SegmentMeta; 3],
 }
@@ -136,7 +136,7 @@ fn repodata(arch: &RepoArch, file: &str) -> Key {
 
 /// The three metadata files of a repo arch, compressed, with their names.
 fn metadata_files(parts: &[Part<RpmParts>]) -> Vec<(&'static str, Vec<u8>)> {
-    let count: u64 = parts.iter().map(|p| p.meta.count).sum();
+    let count: u64 = parts.iter().map(|p| p.meta.packages).sum();
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     let heads = [
         primary_head(count),
@@ -217,7 +217,7 @@ impl Format for RpmRepo {
         }
         let mut bytes = Vec::new();
         let mut meta = RpmParts {
-            count: records.len() as u64,
+            packages: records.len() as u64,
             ..RpmParts::default()
         };
         for (i, text) in texts.iter().enumerate() {

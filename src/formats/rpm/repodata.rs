@@ -31,6 +31,14 @@
 //! that no input can make a document a client refuses. (The reader already
 //! refuses strings that are not UTF-8, which createrepo_c would convert
 //! from Latin-1.)
+//!
+//! Known differences from createrepo_c, all on packages rpmbuild 4.18 does
+//! not make: a dependency whose version has a non-numeric epoch (`x:1`) is
+//! skipped by createrepo_c and written with epoch `0` here; a require and a
+//! provide that differ only in an explicit `0:` epoch count as identical
+//! here (createrepo_c compares the raw version strings); legacy
+//! `OLDSUGGESTS`/`OLDENHANCES` tags (pre-4.12 SUSE packages) are not read;
+//! and `xml:base` locations are never written.
 
 mod parse;
 
