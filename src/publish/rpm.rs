@@ -509,6 +509,9 @@ impl Publisher {
         new: &[Arch],
         key: Option<SuiteKeys>,
     ) -> Result<(), PublishError> {
+        if new.is_empty() {
+            return Ok(());
+        }
         let Some(source) = self
             .arches(repo)
             .await?
