@@ -29,6 +29,7 @@ mod hostile_http;
 mod index_limits;
 mod keys;
 mod rpm;
+mod rpm_api;
 mod rpm_dnf;
 mod serve;
 mod settings;

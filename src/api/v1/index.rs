@@ -27,7 +27,20 @@ pub(crate) async fn regenerate(
     }
     let repo_arch = repo.arch(arch.clone());
     let started = Instant::now();
-    let done = if rebuild {
+    let done = if repo.distro.family() == crate::repo::Family::Rpm {
+        // An RPM arch's records hold the metadata of its published (signed)
+        // files: it is republished from them, never rebuilt from the files.
+        if rebuild {
+            return Err(ApiError::bad_request(format!(
+                "{repo}/{arch}: an RPM repository is not rebuilt from its files (its records hold the metadata of the signed packages); regenerate it without `rebuild` (the `packages index repair` of the CLI)"
+            )));
+        }
+        state
+            .publisher()
+            .repair_rpm_arch(&repo_arch)
+            .await?
+            .reindexed
+    } else if rebuild {
         state.publisher().rebuild(&repo_arch).await?
     } else {
         state.publisher().regenerate_index(&repo_arch).await?
