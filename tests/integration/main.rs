@@ -31,6 +31,7 @@ mod keys;
 mod rpm;
 mod rpm_api;
 mod rpm_dnf;
+mod rpm_gc;
 mod serve;
 mod settings;
 mod storage;
