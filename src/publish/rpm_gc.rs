@@ -52,16 +52,43 @@ impl Publisher {
                 .into_iter()
                 .filter_map(|d| d.href.strip_prefix("repodata/").map(str::to_owned))
                 .collect();
+            // A file's grace counts from when repomd.xml stopped naming it,
+            // not from when it was written (a repository unchanged for days
+            // replaces files written days ago): from the first `gc` that saw
+            // it unnamed, which is no earlier.
+            let marker = Key::RepodataUnnamed(arch.clone());
+            let seen: BTreeMap<String, u64> = match self.stores.get_bytes_opt(&marker).await? {
+                Some((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                None => BTreeMap::new(),
+            };
+            let now = unix_now();
+            let mut still = BTreeMap::new();
             let prefix = format!("{STATIC_PREFIX}{}/repodata/", rpm_arch_dir(arch));
             for object in self.stores.list(Tree::Public, &prefix).await? {
                 let Some(name) = object.key.strip_prefix(&prefix) else {
                     continue;
                 };
-                if name.starts_with("repomd.xml") || live.contains(name) || !old(&object) {
+                if name.starts_with("repomd.xml") || live.contains(name) {
+                    continue;
+                }
+                let unnamed_since = seen.get(name).copied().unwrap_or(now);
+                if !old(&object) || unnamed_since + self.delete_grace.as_secs() > now {
+                    still.insert(name.to_owned(), unnamed_since);
                     continue;
                 }
                 self.stores.public().delete(&object.key).await?;
                 deleted.push(object.key);
+            }
+            if still != seen {
+                if still.is_empty() {
+                    self.stores.delete(&marker).await?;
+                } else {
+                    let body = serde_json::to_vec(&still)
+                        .map_err(|e| StorageError::backend("encode", &marker.path(), e))?;
+                    self.stores
+                        .put(&marker, body.into(), PutMode::Overwrite)
+                        .await?;
+                }
             }
         }
         Ok(deleted)

@@ -201,6 +201,9 @@ pub enum Key {
         /// The file name.
         file: Segment,
     },
+    /// When `gc` first saw each `repodata/` file of an RPM repo arch that
+    /// `repomd.xml` no longer names (the grace period counts from then).
+    RepodataUnnamed(RepoArch),
     /// The `.repo` file of an RPM repository, for every arch through
     /// `$basearch`: `<repo dir>/<org>-<distro>-<version>-<repo>.repo`.
     RepoFile(RepoId),
@@ -342,6 +345,9 @@ impl Key {
             }
             Key::Repodata { arch, file } => {
                 format!("{STATIC_PREFIX}{}/repodata/{file}", rpm_arch_dir(arch))
+            }
+            Key::RepodataUnnamed(arch) => {
+                format!("{CONFIG_PREFIX}{}/repodata-unnamed.json", arch.path())
             }
             Key::RepoFile(repo) => {
                 format!(

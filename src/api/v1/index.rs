@@ -27,7 +27,18 @@ pub(crate) async fn regenerate(
     }
     let repo_arch = repo.arch(arch.clone());
     let started = Instant::now();
-    let done = if rebuild {
+    let done = if repo.distro.family() == crate::repo::Family::Rpm {
+        // An RPM arch is rebuilt from its package files (then republished),
+        // or republished from its records.
+        if rebuild {
+            state.publisher().rebuild_rpm_arch(&repo_arch).await?;
+        }
+        state
+            .publisher()
+            .repair_rpm_arch(&repo_arch)
+            .await?
+            .reindexed
+    } else if rebuild {
         state.publisher().rebuild(&repo_arch).await?
     } else {
         state.publisher().regenerate_index(&repo_arch).await?
