@@ -59,21 +59,7 @@ impl Publisher {
         for listed in &matching {
             let repo_arch = repo.arch(Arch::parse(&listed.arch)?);
             let file = Segment::parse("file name", &listed.file)?;
-            let tombstone = Tombstone {
-                removed: unix_now(),
-                sha256: listed.record.sha256.clone(),
-            };
-            let body = serde_json::to_vec(&tombstone)
-                .map_err(|e| StorageError::backend("encode", &listed.file, e))?;
-            self.stores
-                .put(
-                    &Key::Tombstone {
-                        arch: repo_arch.clone(),
-                        file,
-                    },
-                    body.into(),
-                    PutMode::Overwrite,
-                )
+            self.write_tombstone(&repo_arch, file, &listed.record.sha256)
                 .await?;
             index::add_pending(
                 &self.stores,
@@ -96,5 +82,32 @@ impl Publisher {
             self.publish_root(repo_arch, &expect).await?;
         }
         Ok(matching)
+    }
+
+    /// Records that `file` left `arch`'s index now, so `gc` deletes it after
+    /// the grace period.
+    pub(super) async fn write_tombstone(
+        &self,
+        arch: &RepoArch,
+        file: Segment,
+        sha256: &str,
+    ) -> Result<(), PublishError> {
+        let tombstone = Tombstone {
+            removed: unix_now(),
+            sha256: sha256.to_owned(),
+        };
+        let body = serde_json::to_vec(&tombstone)
+            .map_err(|e| StorageError::backend("encode", file.as_str(), e))?;
+        self.stores
+            .put(
+                &Key::Tombstone {
+                    arch: arch.clone(),
+                    file,
+                },
+                body.into(),
+                PutMode::Overwrite,
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -57,21 +57,7 @@ impl Publisher {
         for listed in &matching {
             let repo_arch = repo.arch(Arch::parse(&listed.arch)?);
             let file = Segment::parse("file name", &listed.file)?;
-            let tombstone = Tombstone {
-                removed: unix_now(),
-                sha256: listed.record.sha256.clone(),
-            };
-            let body = serde_json::to_vec(&tombstone)
-                .map_err(|e| StorageError::backend("encode", &listed.file, e))?;
-            self.stores
-                .put(
-                    &Key::Tombstone {
-                        arch: repo_arch.clone(),
-                        file,
-                    },
-                    body.into(),
-                    PutMode::Overwrite,
-                )
+            self.write_tombstone(&repo_arch, file, &listed.record.sha256)
                 .await?;
             let change = core::add_pending::<RpmRecord>(
                 &self.stores,

@@ -29,8 +29,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgp::composed::{
-    ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, EncryptionCaps,
-    KeyType, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
+    ArmorOptions, CleartextSignedMessage, Deserializable, EncryptionCaps, KeyType,
+    SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::crypto::public_key::PublicKeyAlgorithm;
@@ -40,10 +40,9 @@ use pgp::packet::{
 use pgp::ser::Serialize;
 use pgp::types::{KeyDetails, KeyVersion, Password, PublicParams, SigningKey, Timestamp};
 use rsa::traits::PublicKeyParts;
-use secrecy::SecretString;
 
 use super::rsa::{check_org, run_cancellable};
-use super::{Algorithm, PublicKeyFile, SignatureFormat, Signer, SigningError};
+use super::{Algorithm, SignatureFormat, Signer, SigningError};
 
 /// RSA size for new OpenPGP keys when the caller has no preference.
 pub const DEFAULT_PGP_KEY_BITS: usize = 3072;
@@ -565,71 +564,7 @@ pub fn keyring_binary(keys: &[&PgpKey]) -> Vec<u8> {
         .collect()
 }
 
-impl Signer for PgpKey {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::OpenPgp
-    }
-
-    fn key_id(&self) -> &str {
-        &self.fingerprint
-    }
-
-    fn public_key(&self) -> PublicKeyFile {
-        PublicKeyFile {
-            file_name: format!("{}.asc", self.file_stem()),
-            contents: self.public_armored.clone().into_bytes(),
-        }
-    }
-
-    fn public_key_files(&self) -> Vec<PublicKeyFile> {
-        vec![
-            self.public_key(),
-            PublicKeyFile {
-                file_name: format!("{}.gpg", self.file_stem()),
-                contents: self.public_binary.clone(),
-            },
-        ]
-    }
-
-    fn sign(&self, data: &[u8], format: SignatureFormat) -> Result<Vec<u8>, SigningError> {
-        sign_many(&[self], data, format)
-    }
-
-    fn verify(&self, data: &[u8], signature: &[u8], format: SignatureFormat) -> bool {
-        let Ok(armored) = std::str::from_utf8(signature) else {
-            return false;
-        };
-        match format {
-            SignatureFormat::Cleartext => {
-                let Ok(body) = cleartext_body(data) else {
-                    return false;
-                };
-                let Ok((message, _)) = CleartextSignedMessage::from_string(armored) else {
-                    return false;
-                };
-                let signed = message.signed_text();
-                signed == crlf(&body)
-                    && message
-                        .signatures()
-                        .iter()
-                        .any(|s| self.verifies(s, signed.as_bytes()))
-            }
-            SignatureFormat::Detached => {
-                let Ok((signatures, _)) = DetachedSignature::from_string_many(armored) else {
-                    return false;
-                };
-                signatures
-                    .flatten()
-                    .any(|s| self.verifies(&s.signature, data))
-            }
-            SignatureFormat::Raw => false,
-        }
-    }
-
-    fn export_private(&self) -> SecretString {
-        SecretString::from(self.secret_armored())
-    }
-}
+mod signer;
 
 #[cfg(test)]
 mod tests;
