@@ -40,3 +40,4 @@ mod settings;
 mod storage;
 mod store_v1;
 mod tokens;
+mod watchdog;

@@ -35,6 +35,20 @@ const MIN_RUNS: usize = 24;
 /// ...or this long.
 const MAX_LOOP: Duration = Duration::from_secs(150);
 
+/// Publishing stops by itself this long after it started, whatever the dnf
+/// loop does (a dnf loop that died must not leave the publishers running).
+const MAX_PUBLISHING: Duration = Duration::from_secs(240);
+
+/// Sets the flag when dropped: the dnf loop stops the publishers however it
+/// ends, a panic included.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// How one `dnf makecache` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -84,7 +98,8 @@ async fn keep_publishing(publishers: &[Publisher], todo: &[Synth], stop: Arc<Ato
             .collect();
         set.spawn(async move {
             let mut cycles = 0;
-            while !stop.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            while !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_PUBLISHING {
                 let synth = &mine[cycles % mine.len()];
                 publisher
                     .remove(&repo(), None, &synth.name)
@@ -131,6 +146,17 @@ async fn dnf_makecache_races_uploads(ctx: Ctx) {
     upload_concurrently(&publishers[..1], seed).await;
 
     let url = repo_file_url(&base);
+    // The follower's first run, before anything races with it.
+    let follower = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let follower = DnfClient::from_repo_url(&url);
+            follower.makecache().expect("first dnf makecache");
+            follower
+        })
+        .await
+        .expect("first dnf makecache")
+    };
     let runs = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // dnf in a loop: alternately the same client (it holds the previous
@@ -139,8 +165,7 @@ async fn dnf_makecache_races_uploads(ctx: Ctx) {
     let dnf_loop = {
         let (runs, stop, url) = (runs.clone(), stop.clone(), url.clone());
         tokio::task::spawn_blocking(move || {
-            let follower = DnfClient::from_repo_url(&url);
-            follower.makecache().expect("first dnf makecache");
+            let _stop_publishing = StopOnDrop(stop.clone());
             let started = Instant::now();
             let mut outcomes: Vec<(Outcome, String)> = Vec::new();
             while !stop.load(Ordering::SeqCst) {
