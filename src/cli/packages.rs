@@ -29,6 +29,10 @@ pub struct UploadArgs {
     /// Target arch: must match the package; for a noarch package, the arches to publish it into (repeatable; default: every arch of the repo)
     #[arg(long)]
     pub arch: Vec<String>,
+    /// Create the repository (and its version) when it does not exist; without it an unknown
+    /// version or repository is an error that names the closest existing one
+    #[arg(long)]
+    pub create: bool,
     /// The `.apk` files. Every file is checked before any is stored: if one
     /// is refused, nothing is published. A file refused because the repo
     /// holds a different package under its name is reported and the others
@@ -69,6 +73,7 @@ pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) 
         "checking and publishing {} file(s)",
         args.files.len()
     ));
+    publisher.check_upload_target(&repo, args.create).await?;
     let (arch, extra) = match arches.split_first() {
         Some((first, rest)) => (Some(first.clone()), rest.to_vec()),
         None => (None, Vec::new()),
@@ -157,7 +162,9 @@ pub(super) async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
         progress.set_length(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
         let bar = progress.clone();
         let published = match client
-            .upload(&repo, &arches, file, move |sent| bar.set_position(sent))
+            .upload(&repo, &arches, file, args.create, move |sent| {
+                bar.set_position(sent)
+            })
             .await
         {
             Ok(p) => p,
@@ -193,7 +200,9 @@ pub(super) async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
 
 /// Runs `packages list`.
 pub(super) async fn list(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
-    let listed = publisher.list(&args.repo()?, args.arch()?.as_ref()).await?;
+    let repo = args.repo()?;
+    publisher.require_repo(&repo).await?;
+    let listed = publisher.list(&repo, args.arch()?.as_ref()).await?;
     if json {
         return print_json(&listed);
     }
@@ -210,6 +219,7 @@ pub(super) async fn list(publisher: &Publisher, args: RepoArgs, json: bool) -> R
 pub(super) async fn remove(publisher: &Publisher, args: RemoveArgs, json: bool) -> Result<()> {
     let repo = args.repo.repo()?;
     let arch = args.repo.arch()?;
+    publisher.require_repo(&repo).await?;
     let mut removed = Vec::new();
     for what in &args.packages {
         removed.extend(publisher.remove(&repo, arch.as_ref(), what).await?);
