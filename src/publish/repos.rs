@@ -212,24 +212,32 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> Opti
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over chars.
+/// Edit distance over chars (insertions, deletions, substitutions and
+/// transpositions of two neighbours: `mian` is one edit from `main`).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -285,7 +293,9 @@ mod tests {
     fn edit_distance_counts_edits() {
         assert_eq!(edit_distance("edge", "edge"), 0);
         assert_eq!(edit_distance("edgee", "edge"), 1);
-        assert_eq!(edit_distance("main", "mian"), 2);
+        assert_eq!(edit_distance("main", "mian"), 1);
+        assert_eq!(edit_distance("main", "mains"), 1);
+        assert_eq!(edit_distance("edge", "v3.20"), 5);
         assert_eq!(edit_distance("", "abc"), 3);
     }
 }

@@ -194,16 +194,8 @@ const V1: &str = "/api/v1/orgs/acme/distros/alpine/versions";
 #[tokio::test]
 async fn api_versions_and_repos_are_explicit() {
     let app = TestApp::new().await;
-    let admin = app.token("", false).await;
-    let admin = Some(admin.as_str());
-    app.json(
-        Method::POST,
-        "/api/v1/orgs",
-        admin,
-        serde_json::json!({"name": "acme"}),
-    )
-    .await
-    .expect(201);
+    let admin = Some(app.admin.as_str());
+    // TestApp::new made the org `acme` and its signing key.
     let bytes = fixture_bytes("package-x-1.0.0-r0.apk");
     let upload = |path: String| {
         let body = multipart(&[Part::File("package", "package-x-1.0.0-r0.apk", &bytes)]);

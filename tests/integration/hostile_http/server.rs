@@ -72,6 +72,17 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = dir.path().join("store");
         run_ok(packages(&store).args(["org", "create", "acme"]));
+        // The repository the floods and stalls upload to (uploads to an unknown one are 404).
+        run_ok(packages(&store).args([
+            "repo",
+            "create",
+            "--org",
+            "acme",
+            "--version",
+            "edge",
+            "--repo",
+            "main",
+        ]));
         let admin = run_ok(packages(&store).args(["admin", "init"]))
             .lines()
             .last()
