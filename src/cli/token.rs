@@ -48,8 +48,9 @@ pub enum TokenCommand {
     },
     /// Revoke a token, given by id (from `token list`, with its level) or in plaintext
     Revoke {
-        /// The token's id, or the token itself
-        token: String,
+        /// The token's id, or the token itself (not named `token`: that is `--token`'s id)
+        #[arg(value_name = "TOKEN_OR_ID")]
+        which: String,
         #[command(flatten)]
         level: LevelArgs,
     },
@@ -202,8 +203,8 @@ pub(super) async fn token<'a>(
             };
             print_list(&listed, json)
         }
-        TokenCommand::Revoke { token, level } => {
-            let revoked = revoke(backend, &token, &level).await?;
+        TokenCommand::Revoke { which, level } => {
+            let revoked = revoke(backend, &which, &level).await?;
             if json {
                 return print_json(&revoked);
             }
