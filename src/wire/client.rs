@@ -33,8 +33,9 @@ pub enum ClientError {
     /// The token cannot be sent in a header.
     #[error("the token contains characters not allowed in an HTTP header")]
     Token,
-    /// The server could not be reached, or the exchange failed.
-    #[error("{0}")]
+    /// The server could not be reached, or the exchange failed (the cause
+    /// is the source, so that a chain prints it once).
+    #[error("the request to the server failed")]
     Http(#[from] reqwest::Error),
     /// The server answered with an error.
     #[error("server answered {status}: {message}")]
