@@ -13,6 +13,7 @@ mod output;
 mod packages;
 mod remote;
 mod remote_key;
+mod repo;
 mod service;
 mod suite;
 mod token;
@@ -29,6 +30,7 @@ pub use index::IndexCommand;
 pub use key::KeyCommand;
 pub use org::OrgCommand;
 pub use packages::{RemoveArgs, UploadArgs};
+pub use repo::RepoCommand;
 pub use service::ServeArgs;
 pub use token::{AdminCommand, TokenCommand};
 
@@ -75,6 +77,9 @@ pub enum Command {
     /// Manage signing keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Create, list and delete versions, repositories and architectures
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Publish packages (checked, stored, indexed and signed before this returns)
     Upload(UploadArgs),
     /// List the packages of a repository
@@ -126,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Org(command) => org::org(publisher, command, json).await,
         Command::Key(command) => key::key(publisher, command, json).await,
         Command::Suite(command) => suite::suite(publisher, command, json).await,
+        Command::Repo(command) => repo::repo(publisher, command, json).await,
         Command::Upload(args) => packages::upload(publisher, args, json).await,
         Command::List(args) => packages::list(publisher, args, json).await,
         Command::Remove(args) => packages::remove(publisher, args, json).await,

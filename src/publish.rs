@@ -31,6 +31,7 @@ mod orgs;
 mod rebuild;
 mod remove;
 pub mod repo_index;
+mod repos;
 pub mod rpm;
 mod rpm_gc;
 mod rpm_manage;

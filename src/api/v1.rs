@@ -11,6 +11,7 @@
 //! bodies are in [`crate::wire`], shared with the CLI's client.
 
 mod aliases;
+mod deletion;
 mod index;
 mod key_import;
 mod keys;
@@ -43,11 +44,17 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(repos::list_distros))
         .routes(routes!(repos::get_distro))
         .routes(routes!(repos::list_versions))
+        .routes(routes!(deletion::delete_version))
         .routes(routes!(repos::list_repos))
-        .routes(routes!(repos::get_repo, repos::put_repo))
+        .routes(routes!(
+            repos::get_repo,
+            repos::put_repo,
+            deletion::delete_repo
+        ))
         .routes(routes!(repos::list_arches, repos::add_arches))
         .routes(routes!(packages::list_packages, packages::upload_package))
         .routes(routes!(packages::delete_package))
+        .routes(routes!(deletion::delete_arch))
         .routes(routes!(index::reindex))
         .routes(routes!(aliases::list_aliases))
         .routes(routes!(aliases::put_alias, aliases::delete_alias))

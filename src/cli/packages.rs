@@ -33,6 +33,10 @@ pub struct UploadArgs {
     /// Target arch: must match the package; for a noarch package, the arches to publish it into (repeatable; default: every arch of the repo)
     #[arg(long)]
     pub arch: Vec<String>,
+    /// Create the repository (and its version) when it does not exist; without it an unknown
+    /// version or repository is an error that names the closest existing one
+    #[arg(long)]
+    pub create: bool,
     /// The `.apk` files. Every file is checked before any is stored: if one
     /// is refused, nothing is published. A file refused because the repo
     /// holds a different package under its name is reported and the others
@@ -71,6 +75,7 @@ pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) 
         "checking and publishing {} file(s)",
         args.files.len()
     ));
+    publisher.check_upload_target(&repo, args.create).await?;
     let (arch, extra) = match arches.split_first() {
         Some((first, rest)) => (Some(first.clone()), rest.to_vec()),
         None => (None, Vec::new()),
@@ -158,7 +163,9 @@ pub(super) async fn remote_upload(client: &Client, args: &UploadArgs, json: bool
         progress.set_length(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
         let bar = progress.clone();
         let published = match client
-            .upload(&repo, &arches, file, move |sent| bar.set_position(sent))
+            .upload(&repo, &arches, file, args.create, move |sent| {
+                bar.set_position(sent)
+            })
             .await
         {
             Ok(p) => p,

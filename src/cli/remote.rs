@@ -131,12 +131,14 @@ impl Backend<'_> {
         arch: Option<&Arch>,
     ) -> Result<Vec<PackageInfo>> {
         Ok(match self {
-            Backend::Store(p) => p
-                .list(repo, arch)
-                .await?
-                .iter()
-                .map(PackageInfo::from)
-                .collect(),
+            Backend::Store(p) => {
+                p.require_repo(repo).await?;
+                p.list(repo, arch)
+                    .await?
+                    .iter()
+                    .map(PackageInfo::from)
+                    .collect()
+            }
             Backend::Server(c) => c.list_packages(repo, arch, None).await?,
         })
     }
@@ -149,12 +151,14 @@ impl Backend<'_> {
         what: &str,
     ) -> Result<Vec<PackageInfo>> {
         Ok(match self {
-            Backend::Store(p) => p
-                .remove(repo, arch, what)
-                .await?
-                .iter()
-                .map(PackageInfo::from)
-                .collect(),
+            Backend::Store(p) => {
+                p.require_repo(repo).await?;
+                p.remove(repo, arch, what)
+                    .await?
+                    .iter()
+                    .map(PackageInfo::from)
+                    .collect()
+            }
             Backend::Server(c) => c.remove_package(repo, arch, what).await?,
         })
     }

@@ -41,7 +41,7 @@ impl Publisher {
     }
 
     /// Stores settings changes and waits until `repo.json` shows them.
-    async fn change_settings(
+    pub(super) async fn change_settings(
         &self,
         repo: &RepoId,
         changes: Vec<Change<SettingsEntry>>,

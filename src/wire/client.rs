@@ -202,6 +202,7 @@ impl Client {
         repo: &RepoId,
         arches: &[Arch],
         file: &Path,
+        create: bool,
         progress: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<Vec<PublishedPackage>, ClientError> {
         let io = |source| ClientError::Io {
@@ -232,8 +233,12 @@ impl Client {
         for arch in arches {
             form = form.text("arch", arch.to_string());
         }
+        let mut url = self.repo_url(repo, &["packages"]);
+        if create {
+            url.query_pairs_mut().append_pair("create", "true");
+        }
         let response = self
-            .request(Method::POST, self.repo_url(repo, &["packages"]))
+            .request(Method::POST, url)
             .multipart(form)
             .send()
             .await?;

@@ -125,7 +125,7 @@ try:
         for args in (
             ["org", "create", "acme"],
             ["key", "generate", "--org", "acme", "--distro", "alpine", "--bits", "2048"],
-            ["upload", "--org", "acme", "--version", "edge", "--repo", "main", *fixtures],
+            ["upload", "--create", "--org", "acme", "--version", "edge", "--repo", "main", *fixtures],
             ["doctor"],
         ):
             r = subprocess.run([PACKAGES_BIN, *args], env=env, capture_output=True, text=True, timeout=120)

@@ -257,8 +257,16 @@ impl TestApp {
         .await
     }
 
-    /// A multipart `POST`, as `curl -F ... -H "Authorization: Bearer $T"` sends it.
+    /// A multipart `POST`, as `curl -F ... -H "Authorization: Bearer $T"` sends it. An upload
+    /// to a v1 `.../packages` URL with no query gets `?create=true` (as `upload --create`):
+    /// the tests of uploads to unknown repositories use [`TestApp::send`].
     pub async fn post_form(&self, uri: &str, token: Option<&str>, parts: &[Part<'_>]) -> Resp {
+        let uri = if uri.starts_with("/api/v1/") && uri.ends_with("/packages") {
+            format!("{uri}?create=true")
+        } else {
+            uri.to_owned()
+        };
+        let uri = uri.as_str();
         let body = multipart(parts);
         self.send(
             Self::request(Method::POST, uri, token)
@@ -1550,6 +1558,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/orgs/{org}/keys"),
     ("post", "/api/v1/orgs/{org}/keys/import"),
     (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}",
+    ),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}",
+    ),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches/{arch}",
+    ),
+    (
         "get",
         "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/index/check",
     ),
@@ -1783,6 +1803,7 @@ async fn cli_remote_upload_and_check() {
     let upload = run_cli(
         strings(&[
             "upload",
+            "--create",
             "--org",
             "acme",
             "--version",
@@ -1804,6 +1825,7 @@ async fn cli_remote_upload_and_check() {
         vec![
             "--json".into(),
             "upload".into(),
+            "--create".into(),
             "--org".into(),
             "acme".into(),
             "--version".into(),
@@ -1915,6 +1937,7 @@ async fn cli_remote_upload_and_check() {
     let denied = run_cli(
         strings(&[
             "upload",
+            "--create",
             "--org",
             "acme",
             "--version",

@@ -499,6 +499,7 @@ fn cli_setup(ctx: &Ctx) -> PathBuf {
         packages(&storage)
             .args([
                 "upload",
+                "--create",
                 "--org",
                 ORG,
                 "--version",
@@ -520,6 +521,7 @@ async fn bad_packages_are_refused_by_the_cli(ctx: Ctx) {
         let mut cmd = packages(&storage);
         cmd.args([
             "upload",
+            "--create",
             "--org",
             ORG,
             "--version",
@@ -564,6 +566,7 @@ async fn bad_packages_are_refused_by_the_cli(ctx: Ctx) {
     let out = packages(&storage)
         .args([
             "upload",
+            "--create",
             "--org",
             ORG,
             "--version",
@@ -582,6 +585,7 @@ async fn bad_packages_are_refused_by_the_cli(ctx: Ctx) {
     let out = packages(&storage)
         .args([
             "upload",
+            "--create",
             "--org",
             ORG,
             "--version",
@@ -619,7 +623,7 @@ async fn bad_names_are_refused_by_the_cli(ctx: Ctx) {
             None => args.push((flag, value)),
         }
         let mut cmd = packages(&storage);
-        cmd.arg("upload");
+        cmd.args(["upload", "--create"]);
         for (f, v) in &args {
             cmd.args([f, v]);
         }

@@ -345,6 +345,7 @@ fn nginx_cache_honours_cache_control_while_publishing() {
         let path = path.to_str().unwrap();
         let args = [
             "upload",
+            "--create",
             "--org",
             "acme",
             "--version",

@@ -92,7 +92,9 @@ fn help_and_usage_errors() {
     // Usage errors are clap's (exit code 2), before touching any store.
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("store");
-    let out = run(packages(&storage).arg("upload").args(REPO_ARGS));
+    let out = run(packages(&storage)
+        .args(["upload", "--create"])
+        .args(REPO_ARGS));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = run(packages(&storage).arg("no-such-command"));
     assert_eq!(out.status.code(), Some(2));
@@ -135,7 +137,7 @@ fn full_workflow_on_a_local_directory() {
 
     // upload, human output
     let out = ok(packages(&storage)
-        .arg("upload")
+        .args(["upload", "--create"])
         .args(REPO_ARGS)
         .args(fixture_paths()));
     let text = stdout(&out);
@@ -156,7 +158,7 @@ fn full_workflow_on_a_local_directory() {
 
     // upload again, --json
     let out = ok(packages(&storage)
-        .args(["--json", "upload"])
+        .args(["--json", "upload", "--create"])
         .args(REPO_ARGS)
         .args(fixture_paths()));
     let published = json(&out);
@@ -168,7 +170,7 @@ fn full_workflow_on_a_local_directory() {
         assert!(p["record"]["checksum"].as_str().unwrap().starts_with("Q1"));
     }
     let human = ok(packages(&storage)
-        .arg("upload")
+        .args(["upload", "--create"])
         .args(REPO_ARGS)
         .arg(apk_fixture("package-x-1.0.0-r0.apk")));
     assert!(
@@ -283,7 +285,10 @@ fn commands_name_a_missing_org() {
     let file = file.to_str().unwrap();
     let m = ["--org", "nope", "--version", "v3.20", "--repo", "main"];
     for mut cmd in [
-        pk(&storage, &[&["upload"][..], &m, &[file]].concat()),
+        pk(
+            &storage,
+            &[&["upload", "--create"][..], &m, &[file]].concat(),
+        ),
         pk(&storage, &[&["list"][..], &m].concat()),
         pk(&storage, &[&["remove"][..], &m, &["package-x"]].concat()),
         pk(
@@ -300,7 +305,12 @@ fn commands_name_a_missing_org() {
     }
     // With the org but no key: the error says how to make one, and nothing is stored.
     let before = std::fs::read_dir(&storage).unwrap().count();
-    let err = fails(packages(&storage).arg("upload").args(REPO_ARGS).arg(file));
+    let err = fails(
+        packages(&storage)
+            .args(["upload", "--create"])
+            .args(REPO_ARGS)
+            .arg(file),
+    );
     assert!(
         err.contains("no signing key") && err.contains("key generate"),
         "{err}"
@@ -354,7 +364,7 @@ fn error_messages_say_it_once() {
     for mut cmd in [
         pk(
             &storage,
-            &[&["upload"][..], &REPO_ARGS, &[truncated]].concat(),
+            &[&["upload", "--create"][..], &REPO_ARGS, &[truncated]].concat(),
         ),
         pk(
             &storage,
@@ -412,7 +422,7 @@ async fn cli_on_s3_with_a_separate_private_bucket(ctx: Ctx) {
     ok(&mut cli(&["org", "create", ORG]));
     let mut import = cli(&["key", "import", "--org", ORG, "--file"]);
     ok(import.arg(fixture("keys/test-signing.rsa")));
-    let mut upload = cli(&["--json", "upload"]);
+    let mut upload = cli(&["--json", "upload", "--create"]);
     let out = ok(upload
         .args(REPO_ARGS)
         .arg(apk_fixture("package-x-1.0.0-r0.apk"))

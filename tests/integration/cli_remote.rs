@@ -152,7 +152,7 @@ fn reads_print_the_same_remote_and_direct() {
         .iter()
         .map(|f| apk_fixture(f))
         .collect();
-    let mut upload = with(&["upload"], &REPO);
+    let mut upload = with(&["upload", "--create"], &REPO);
     upload.extend(files.iter().map(|f| path(f)));
     ok(s.direct(&upload), "upload");
     ok(
@@ -196,7 +196,7 @@ fn changes_print_the_same_remote_and_direct() {
         .collect();
     let key = fixture("keys/test-signing.rsa");
     let repo = ["--org", "{org}", "--version", "v3.20", "--repo", "main"];
-    let mut upload = with(&["upload"], &repo);
+    let mut upload = with(&["upload", "--create"], &repo);
     upload.extend(files.iter().map(|f| path(f)));
     let mut upload_json = vec!["--json"];
     upload_json.extend(&upload);
@@ -362,7 +362,10 @@ fn remote_mode_refuses_clearly() {
 
     // A repo token: its repo works, anything else is a 403 with the server's reason.
     let fixture = apk_fixture("package-x-1.0.0-r0.apk");
-    let out = s.remote_with(&scoped, &with(&with(&["upload"], &REPO), &[path(&fixture)]));
+    let out = s.remote_with(
+        &scoped,
+        &with(&with(&["upload", "--create"], &REPO), &[path(&fixture)]),
+    );
     ok(out, "upload with the repo token");
     let out = s.remote_with(&scoped, &with(&["list"], &REPO));
     assert_eq!(ok(out, "list").stdout.split(|b| *b == b'\n').count(), 2);

@@ -133,7 +133,7 @@ fn remote_cli(url: &str, token: &str) -> Command {
     // Remote mode never opens a store; should it ever, it finds nothing here.
     cmd.arg("--storage")
         .arg(std::env::temp_dir().join("packages-remote-mode-opens-no-store"))
-        .args(["upload", "--server", url, "--token", token])
+        .args(["upload", "--create", "--server", url, "--token", token])
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -189,7 +189,7 @@ fn try_jobs(ctx: &Ctx, place: &Place, jobs: Vec<Job>) -> Ran {
                 Some((url, token)) => remote_cli(url, token),
                 None => {
                     let mut cmd = cli(ctx, place);
-                    cmd.arg("upload");
+                    cmd.args(["upload", "--create"]);
                     cmd
                 }
             };

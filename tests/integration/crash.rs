@@ -112,7 +112,16 @@ impl Cli {
     /// `packages upload` of `files` (human output).
     fn upload(&self, files: &[PathBuf]) -> Command {
         let mut cmd = self.command();
-        cmd.args(["upload", "--org", ORG, "--version", VERSION, "--repo", REPO]);
+        cmd.args([
+            "upload",
+            "--create",
+            "--org",
+            ORG,
+            "--version",
+            VERSION,
+            "--repo",
+            REPO,
+        ]);
         cmd.args(files);
         cmd
     }

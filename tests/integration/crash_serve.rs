@@ -299,7 +299,7 @@ fn remote_upload(url: &str, token: &str, file: &Path) -> Output {
     }
     cmd.arg("--storage")
         .arg(std::env::temp_dir().join("packages-remote-mode-opens-no-store"))
-        .args(["upload", "--server", url, "--token", token])
+        .args(["upload", "--create", "--server", url, "--token", token])
         .args(["--org", ORG, "--version", VERSION, "--repo", REPO, "--json"])
         .arg(file)
         .env("RUST_LOG", "warn")

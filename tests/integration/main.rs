@@ -29,6 +29,7 @@ mod group_commit;
 mod hostile_http;
 mod index_limits;
 mod keys;
+mod repos;
 mod rpm;
 mod rpm_api;
 mod rpm_crash;

@@ -371,7 +371,7 @@ fn rpm_cli_workflow_on_a_local_directory() {
     // One command, the noarch packages in the batch of the first arch ones.
     let out = ok(packages(&storage)
         .env("PACKAGES_PUBLIC_URL", "http://example.invalid")
-        .arg("upload")
+        .args(["upload", "--create"])
         .args(REPO_ARGS)
         .args(FIXTURES.map(rpm_fixture)));
     let stdout = text(&out.stdout);
@@ -530,7 +530,7 @@ fn rpm_cli_publishes_unsigned_packages_as_uploaded() {
     ok(packages(&storage)
         .env("PACKAGES_RPM_SIGN", "0")
         .env("PACKAGES_PUBLIC_URL", "http://example.invalid")
-        .arg("upload")
+        .args(["upload", "--create"])
         .args(REPO_ARGS)
         .arg(rpm_fixture("acc-lib-1.2.0-1.x86_64.rpm"))
         .arg(rpm_fixture("acc-data-0.9-1.noarch.rpm")));

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use utoipa::ToSchema;
 
-use super::params::{ArchQuery, ListQuery, PackagePath, RepoPath};
+use super::params::{ArchQuery, ListQuery, PackagePath, RepoPath, UploadQuery};
 use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::upload;
@@ -139,14 +139,14 @@ pub(crate) async fn publish_upload(
     post,
     path = "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/packages",
     tag = "packages",
-    params(RepoPath),
+    params(RepoPath, UploadQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Published (or already there, `unchanged`), in every target arch", body = Vec<PublishedPackage>),
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Token out of scope or read-only", body = ErrorBody),
-        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 404, description = "No such organization, or no such repository without `create=true`", body = ErrorBody),
         (status = 409, description = "A different package has this name and version", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
@@ -157,12 +157,17 @@ pub(super) async fn upload_package(
     State(state): State<ApiState>,
     auth: Auth,
     Path(path): Path<RepoPath>,
+    Query(query): Query<UploadQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let repo = path.repo_id()?;
     auth.require_write(&repo_level(&repo), "publish to")?;
-    // Before accepting the body: an unknown org is refused without staging anything.
-    state.publisher().get_org(&repo.org).await?;
+    // Before accepting the body: an unknown org or repository is refused
+    // without staging anything.
+    state
+        .publisher()
+        .check_upload_target(&repo, query.create)
+        .await?;
     let received = upload::receive(&state, request, &["arch"]).await?;
     let arches = received
         .values("arch")

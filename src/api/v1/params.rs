@@ -149,6 +149,17 @@ pub struct ListQuery {
     pub name: Option<String>,
 }
 
+/// Options of an upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// Create the repository (and its version) when it does not exist;
+    /// without it, an upload to an unknown repository is refused (404) with
+    /// the closest existing name.
+    #[serde(default)]
+    pub create: bool,
+}
+
 /// Which arch a removal applies to.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
