@@ -11,6 +11,8 @@ mod key;
 mod org;
 mod output;
 mod packages;
+mod remote;
+mod remote_key;
 mod repo;
 mod service;
 mod suite;
@@ -62,6 +64,8 @@ pub struct GlobalArgs {
     /// Print results as JSON
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// The commands.
@@ -111,14 +115,8 @@ pub enum Command {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     // Remote mode talks to a server and never opens a store.
-    match &cli.command {
-        Command::Upload(args) if args.remote.server.is_some() => {
-            return packages::remote_upload(args, cli.global.json).await;
-        }
-        Command::Check(args) if args.remote.server.is_some() => {
-            return check::check(None, args, cli.global.json).await;
-        }
-        _ => {}
+    if remote::is_remote(&cli.global.remote) {
+        return remote::run(&cli.global.remote, cli.command, cli.global.json).await;
     }
     let config = StoreConfig::parse(
         Some(&cli.global.storage),
@@ -151,8 +149,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await
         }
-        Command::Token(command) => token::token(&stores, command, json).await,
-        Command::Check(args) => check::check(Some(publisher), &args, json).await,
+        Command::Token(command) => token::token(publisher, command, json).await,
+        Command::Check(args) => check::check(publisher.into(), &args, json).await,
         Command::Serve(args) => service::serve(stores, args).await,
     }
 }

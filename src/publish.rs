@@ -30,6 +30,7 @@ mod gc;
 mod orgs;
 mod rebuild;
 mod remove;
+pub mod repo_index;
 mod repos;
 pub mod rpm;
 mod rpm_gc;

@@ -42,7 +42,7 @@ pub struct OrgInfo {
 }
 
 /// A new organization.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     /// Its name: lowercase ASCII, `[a-z0-9]` first, then `[a-z0-9._+-]`, at most 64 bytes; not a reserved word.
@@ -129,6 +129,8 @@ pub struct PackageInfo {
     pub checksum: String,
     /// Hex SHA-256 of the file.
     pub sha256: String,
+    /// The whole index record (the CLI's `list --json` prints it).
+    pub record: IndexRecord,
 }
 
 impl From<&Listed> for PackageInfo {
@@ -142,6 +144,7 @@ impl From<&Listed> for PackageInfo {
             installed_size: listed.record.installed_size,
             checksum: listed.record.checksum.clone(),
             sha256: listed.record.sha256.clone(),
+            record: listed.record.clone().into(),
         }
     }
 }
@@ -157,12 +160,13 @@ impl From<&Published> for PackageInfo {
             installed_size: published.record.installed_size,
             checksum: published.record.checksum.clone(),
             sha256: published.record.sha256.clone(),
+            record: published.record.clone().into(),
         }
     }
 }
 
 /// An index record, as published in `APKINDEX` (the same fields as the CLI's `--json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IndexRecord {
     /// `C:` identity: `Q1` + base64(SHA-1 of the control member).
     pub checksum: String,
@@ -235,6 +239,8 @@ impl From<ApkRecord> for IndexRecord {
 pub struct PublishedPackage {
     /// The arch.
     pub arch: String,
+    /// The package's file name (`<name>-<version>.apk`, `<name>_<version>_<arch>.deb`).
+    pub file: String,
     /// The index record, as published in the signed index.
     pub record: IndexRecord,
     /// Whether the identical package was there already.
@@ -245,6 +251,7 @@ impl From<Published> for PublishedPackage {
     fn from(p: Published) -> Self {
         PublishedPackage {
             arch: p.arch,
+            file: p.file,
             record: p.record.into(),
             unchanged: p.unchanged,
         }
@@ -276,10 +283,13 @@ pub struct PublicKeyInfo {
     /// The public key, PEM (only when just created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pem: Option<String>,
+    /// The level's retiring keys, still published (only when just created).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<String>,
 }
 
 /// A signing key to generate.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// Distro (default `alpine`).
@@ -296,8 +306,26 @@ pub struct NewKey {
     pub replace: bool,
 }
 
+/// A signing key to import (`packages key import` in remote mode).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKey {
+    /// Distro (default `alpine`).
+    pub distro: Option<String>,
+    /// Version (for a key of one version).
+    pub version: Option<String>,
+    /// Repo (for a key of one repo; needs `version`).
+    pub repo: Option<String>,
+    /// The private key, PEM (e.g. from `abuild-keygen`).
+    pub pem: String,
+    /// Allow the key to replace the level's key, or to take over repositories
+    /// a wider level's key signs today (default `false`: such a change is refused).
+    #[serde(default)]
+    pub replace: bool,
+}
+
 /// A token to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// A name for people.

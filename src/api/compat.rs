@@ -510,6 +510,7 @@ mod tests {
             installed_size: 0,
             checksum: String::new(),
             sha256: String::new(),
+            record: Default::default(),
         };
         let p = Package::from(&info);
         assert_eq!((p.version.as_str(), p.release.as_str()), ("1.4.1", "r3"));

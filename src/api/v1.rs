@@ -13,10 +13,12 @@
 mod aliases;
 mod deletion;
 mod index;
+mod key_import;
 mod keys;
 mod orgs;
 mod packages;
 mod params;
+mod repo_index;
 mod repos;
 mod tokens;
 
@@ -59,4 +61,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        // The remote mode of `key import`, `index check` and `index repair`.
+        .routes(routes!(key_import::import_key))
+        .routes(routes!(repo_index::check_indexes))
+        .routes(routes!(repo_index::repair_indexes))
 }

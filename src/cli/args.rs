@@ -25,14 +25,16 @@ pub struct LevelArgs {
     pub repo: Option<String>,
 }
 
-/// Where to reach a server instead of the store (remote mode).
+/// Where to reach a server instead of the store (remote mode), for every command.
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
-    /// Talk to this `packages serve` server instead of the store (e.g. `https://packages.example.com`)
-    #[arg(long, env = "PACKAGES_SERVER", requires = "token")]
+    /// Work through this `packages serve` server instead of the store (e.g.
+    /// `https://packages.example.com`): every command that reads or changes
+    /// the repository, with the same output
+    #[arg(long, global = true, env = "PACKAGES_SERVER")]
     pub server: Option<String>,
     /// API token for `--server`
-    #[arg(long, env = "PACKAGES_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "PACKAGES_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::args::{RemoteArgs, RepoArgs, remote_client};
+use super::args::RepoArgs;
 use super::output::print_json;
-use crate::publish::Publisher;
+use super::remote::Backend;
 use crate::repo::Arch;
 
 /// `packages check ...`
@@ -23,16 +23,10 @@ pub struct CheckArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub repo: RepoArgs,
-    #[command(flatten)]
-    pub remote: RemoteArgs,
 }
 
 /// `packages check`: prints one line and exits 0 when published, 1 when not.
-pub(super) async fn check(
-    publisher: Option<&Publisher>,
-    args: &CheckArgs,
-    json: bool,
-) -> Result<()> {
+pub(super) async fn check(backend: Backend<'_>, args: &CheckArgs, json: bool) -> Result<()> {
     let repo = args.repo.repo()?;
     let mut arch = args.repo.arch()?;
     let family = repo.distro.family();
@@ -109,8 +103,8 @@ pub(super) async fn check(
             file,
         )
     };
-    let found: Vec<String> = match publisher {
-        Some(publisher) => match publisher.list(&repo, arch.as_ref()).await {
+    let found: Vec<String> = match backend {
+        Backend::Store(publisher) => match publisher.list(&repo, arch.as_ref()).await {
             Ok(listed) => listed
                 .into_iter()
                 .filter(|l| l.file == file)
@@ -119,8 +113,7 @@ pub(super) async fn check(
             Err(crate::publish::PublishError::OrgNotFound(_)) => Vec::new(),
             Err(e) => return Err(e.into()),
         },
-        None => {
-            let client = remote_client(&args.remote)?;
+        Backend::Server(client) => {
             match client
                 .list_packages(&repo, arch.as_ref(), Some(&name))
                 .await

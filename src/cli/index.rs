@@ -1,12 +1,16 @@
-//! `packages index`: check, repair and rebuild the signed indexes of a repository.
+//! `packages index`: check, repair and rebuild the signed indexes of a
+//! repository; in the store, or through a server in remote mode
+//! ([`Backend`]), with the same reports.
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
+use serde::Serialize;
 
 use super::args::RepoArgs;
 use super::output::print_json;
-use crate::publish::Publisher;
-use crate::repo::{Arch, Family, RepoId};
+use super::remote::Backend;
+use crate::publish::repo_index::{IndexCheck, IndexRepair};
+use crate::repo::{Arch, Family};
 
 /// `packages index ...`
 #[derive(Debug, Subcommand)]
@@ -19,176 +23,143 @@ pub enum IndexCommand {
     Repair(RepoArgs),
 }
 
-async fn repo_arches(publisher: &Publisher, args: &RepoArgs) -> Result<(RepoId, Vec<Arch>)> {
-    let repo = args.repo()?;
-    let arches = match args.arch()? {
-        Some(arch) => vec![arch],
-        None => publisher.arches(&repo).await?,
-    };
-    if arches.is_empty() {
-        bail!("{repo} has no arches (name one with --arch)");
-    }
-    Ok((repo, arches))
-}
-
-/// `index check` of a Debian-style suite (the version of `args`).
-async fn check_suite(publisher: &Publisher, repo: &RepoId, json: bool) -> Result<()> {
-    let suite = repo.suite()?;
-    let problems = publisher.check_suite(&suite).await?;
-    let failing = problems.iter().any(|p| !p.is_warning());
-    if json {
-        print_json(&serde_json::json!({"suite": suite.to_string(), "problems": problems}))?;
-    } else {
-        if !failing {
-            println!("{suite}: ok");
-        }
-        for problem in &problems {
-            println!("{suite}: {}", serde_json::to_string(problem)?);
-        }
-    }
-    if failing {
-        bail!("{suite} needs `packages index repair`");
-    }
-    Ok(())
-}
-
-pub(super) async fn check_indexes(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
-    let repo = args.repo()?;
-    if repo.distro.family() == Family::Deb {
-        return check_suite(publisher, &repo, json).await;
-    }
-    let rpm = repo.distro.family() == Family::Rpm;
-    let (repo, arches) = repo_arches(publisher, &args).await?;
-    let mut report = Vec::new();
-    let mut bad = 0;
-    for arch in arches {
-        let problems = if rpm {
-            publisher.check_rpm_arch(&repo.arch(arch.clone())).await?
-        } else {
-            publisher.check_index(&repo.arch(arch.clone())).await?
-        };
-        let failing = problems.iter().any(|p| !p.is_warning());
-        if failing {
-            bad += 1;
-        }
-        if !json {
-            if !failing {
-                println!("{repo}/{arch}: ok");
-            }
-            for problem in &problems {
-                let warning = if problem.is_warning() {
-                    "warning: "
-                } else {
-                    ""
-                };
-                println!(
-                    "{repo}/{arch}: {warning}{}",
-                    serde_json::to_string(problem)?
-                );
-            }
-        }
-        report.push(serde_json::json!({"arch": arch.to_string(), "problems": problems}));
-    }
-    if json {
-        print_json(&report)?;
-    }
-    if bad > 0 {
-        bail!("{bad} index(es) of {repo} need `packages index repair`");
-    }
-    Ok(())
-}
-
-pub(super) async fn repair_indexes(
-    publisher: &Publisher,
+/// Runs `packages index check`: prints what is wrong, fails if anything is.
+pub(super) async fn check_indexes<'a>(
+    backend: impl Into<Backend<'a>>,
     args: RepoArgs,
     json: bool,
 ) -> Result<()> {
     let repo = args.repo()?;
-    if repo.distro.family() == Family::Deb {
-        let suite = repo.suite()?;
-        let done = publisher.repair_suite(&suite).await?;
-        if json {
-            print_json(
-                &serde_json::json!({"suite": suite.to_string(), "packages": done.reindexed.packages}),
-            )?;
-        } else {
-            println!("repaired {suite}: {} package(s)", done.reindexed.packages);
+    let report = backend
+        .into()
+        .check_indexes(&repo, args.arch()?.as_ref())
+        .await?;
+    print_check(&repo.to_string(), &report, json)?;
+    let bad = report.failing();
+    match &report {
+        IndexCheck::Suite(suite) if bad > 0 => {
+            bail!("{} needs `packages index repair`", suite.suite)
         }
-        return Ok(());
+        IndexCheck::Arches(_) if bad > 0 => {
+            bail!("{bad} index(es) of {repo} need `packages index repair`")
+        }
+        _ => Ok(()),
     }
-    let (repo, arches) = repo_arches(publisher, &args).await?;
-    let mut summary = Vec::new();
-    for arch in arches {
-        if repo.distro.family() == Family::Rpm {
-            let done = publisher.repair_rpm_arch(&repo.arch(arch.clone())).await?;
-            if !json {
-                println!(
-                    "repaired {repo}/{arch}: {} package(s)",
-                    done.reindexed.packages
-                );
-            }
-            summary.push(serde_json::json!({
-                "arch": arch.to_string(),
-                "packages": done.reindexed.packages,
-                "dropped": [],
-            }));
-            continue;
-        }
-        let done = publisher.repair_index(&repo.arch(arch.clone())).await?;
-        let dropped: Vec<serde_json::Value> = done
-            .dropped
-            .iter()
-            .map(|d| serde_json::json!({"file": d.entry, "reason": d.reason}))
-            .collect();
-        if !json {
-            for d in &done.dropped {
-                println!(
-                    "dropped {repo}/{arch}/{}: apk cannot read it: {}",
-                    d.entry, d.reason
-                );
-            }
-            println!(
-                "repaired {repo}/{arch}: {} package(s)",
-                done.reindexed.packages
-            );
-        }
-        summary.push(serde_json::json!({
-            "arch": arch.to_string(),
-            "packages": done.reindexed.packages,
-            "dropped": dropped,
-        }));
-    }
+}
+
+/// Prints an `index check` report: one line per index that is fine, one per
+/// problem (an arch's warnings marked as such).
+fn print_check(repo: &str, report: &IndexCheck, json: bool) -> Result<()> {
     if json {
-        print_json(&summary)?;
+        return print_json(report);
+    }
+    let (roots, mark_warnings) = match report {
+        IndexCheck::Suite(suite) => (vec![(suite.suite.clone(), &suite.problems)], false),
+        IndexCheck::Arches(arches) => (
+            arches
+                .iter()
+                .map(|a| (format!("{repo}/{}", a.arch), &a.problems))
+                .collect(),
+            true,
+        ),
+    };
+    for (root, problems) in roots {
+        if !problems.iter().any(|p| !p.is_warning()) {
+            println!("{root}: ok");
+        }
+        for problem in problems {
+            let warning = if mark_warnings && problem.is_warning() {
+                "warning: "
+            } else {
+                ""
+            };
+            println!("{root}: {warning}{}", serde_json::to_string(problem)?);
+        }
     }
     Ok(())
 }
 
-pub(super) async fn rebuild(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
+/// Runs `packages index repair`.
+pub(super) async fn repair_indexes<'a>(
+    backend: impl Into<Backend<'a>>,
+    args: RepoArgs,
+    json: bool,
+) -> Result<()> {
+    let repo = args.repo()?;
+    let report = backend
+        .into()
+        .repair_indexes(&repo, args.arch()?.as_ref())
+        .await?;
+    if json {
+        return print_json(&report);
+    }
+    match &report {
+        IndexRepair::Suite(suite) => {
+            println!("repaired {}: {} package(s)", suite.suite, suite.packages);
+        }
+        IndexRepair::Arches(arches) => {
+            for arch in arches {
+                for d in &arch.dropped {
+                    println!(
+                        "dropped {repo}/{}/{}: apk cannot read it: {}",
+                        arch.arch, d.file, d.reason
+                    );
+                }
+                println!(
+                    "repaired {repo}/{}: {} package(s)",
+                    arch.arch, arch.packages
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One arch rebuilt.
+#[derive(Debug, Serialize)]
+struct Rebuilt {
+    arch: String,
+    packages: usize,
+}
+
+/// Runs `packages index rebuild`: records and indexes from the package files.
+pub(super) async fn rebuild<'a>(
+    backend: impl Into<Backend<'a>>,
+    args: RepoArgs,
+    json: bool,
+) -> Result<()> {
+    let backend = backend.into();
     let repo = args.repo()?;
     if repo.distro.family() == Family::Deb {
         bail!(
             "{repo}: a Debian suite's records name its pool files; republish it with `packages index repair`"
         );
     }
-    let arches = match args.arch()? {
+    let arches: Vec<Arch> = match args.arch()? {
         Some(arch) => vec![arch],
-        None => publisher.arches(&repo).await?,
+        None => backend.arches(&repo).await?,
     };
     if arches.is_empty() {
         bail!("{repo} has no arches: nothing to rebuild (name one with --arch)");
     }
     let mut summary = Vec::new();
     for arch in arches {
-        let packages = if repo.distro.family() == Family::Rpm {
-            publisher.rebuild_rpm_arch(&repo.arch(arch.clone())).await?
-        } else {
-            publisher.rebuild(&repo.arch(arch.clone())).await?.packages
+        let packages = match backend {
+            Backend::Store(publisher) if repo.distro.family() == Family::Rpm => {
+                publisher.rebuild_rpm_arch(&repo.arch(arch.clone())).await?
+            }
+            Backend::Store(publisher) => {
+                publisher.rebuild(&repo.arch(arch.clone())).await?.packages
+            }
+            Backend::Server(client) => client.reindex(&repo, &arch, true).await?.packages,
         };
-        summary.push(serde_json::json!({"arch": arch.to_string(), "packages": packages}));
         if !json {
             println!("rebuilt {repo}/{arch}: {packages} package(s)");
         }
+        summary.push(Rebuilt {
+            arch: arch.to_string(),
+            packages,
+        });
     }
     if json {
         print_json(&summary)?;

@@ -7,7 +7,9 @@ use clap::Subcommand;
 
 use super::args::ScopeArgs;
 use super::output::print_json;
+use crate::keys::GeneratedKey;
 use crate::publish::Publisher;
+use crate::repo::Scope;
 
 /// `packages key ...`
 #[derive(Debug, Subcommand)]
@@ -68,8 +70,13 @@ pub(super) async fn key(publisher: &Publisher, command: KeyCommand, json: bool) 
             (scope, generated)
         }
     };
+    print_key(&scope, &generated, json)
+}
+
+/// Prints a generated or imported key: the same in direct and remote mode.
+pub(super) fn print_key(scope: &Scope, generated: &GeneratedKey, json: bool) -> Result<()> {
     if json {
-        return print_json(&generated);
+        return print_json(generated);
     }
     eprintln!("signing key for {scope} stored; clients trust it with:");
     let family = scope.distro.map(crate::repo::Distro::family);

@@ -1,10 +1,11 @@
-//! `packages org`: create, list, show and delete organizations.
+//! `packages org`: create, list, show and delete organizations (in the store,
+//! or through a server: [`Backend`]).
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::output::print_json;
-use crate::publish::Publisher;
+use super::remote::Backend;
 use crate::repo::Org;
 
 /// `packages org ...`
@@ -33,7 +34,12 @@ pub enum OrgCommand {
 }
 
 /// Runs `packages org ...`.
-pub(super) async fn org(publisher: &Publisher, command: OrgCommand, json: bool) -> Result<()> {
+pub(super) async fn org<'a>(
+    publisher: impl Into<Backend<'a>>,
+    command: OrgCommand,
+    json: bool,
+) -> Result<()> {
+    let publisher = publisher.into();
     match command {
         OrgCommand::Create { name } => {
             let record = publisher.create_org(&Org::parse(&name)?).await?;

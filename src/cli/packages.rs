@@ -1,15 +1,19 @@
-//! `packages upload`, `list` and `remove`: publish packages (into the store, or
-//! through a server in remote mode), list them, take them out of the index.
+//! `packages upload`, `list` and `remove`: publish packages, list them, take
+//! them out of the index; in the store, or through a server in remote mode
+//! ([`Backend`]), with the same output.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::args::{RemoteArgs, RepoArgs, remote_client};
+use super::args::RepoArgs;
 use super::output::{print_json, print_published};
+use super::remote::Backend;
 use crate::publish::{Publisher, Upload};
 use crate::repo::{Arch, RepoId};
+use crate::wire::client::Client;
+use crate::wire::{PackageInfo, PublishedPackage};
 
 /// `packages upload ...`
 #[derive(Debug, Args)]
@@ -39,8 +43,6 @@ pub struct UploadArgs {
     /// are published. Each arch's index is signed once for the whole batch.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    #[command(flatten)]
-    pub remote: RemoteArgs,
 }
 
 /// `packages remove ...`
@@ -112,7 +114,7 @@ pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) 
                         }),
                     );
                 }
-                results.extend(published);
+                results.extend(published.into_iter().map(PublishedPackage::from));
             }
             Err(e) => refused.push(e),
         }
@@ -133,8 +135,7 @@ pub(super) async fn upload(publisher: &Publisher, args: UploadArgs, json: bool) 
 }
 
 /// `upload --server`: the same checks and output as the direct mode, through the API.
-pub(super) async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
-    let client = remote_client(&args.remote)?;
+pub(super) async fn remote_upload(client: &Client, args: &UploadArgs, json: bool) -> Result<()> {
     let repo = RepoId::parse(&args.org, &args.distro, &args.version, &args.repo)?;
     let arches = args
         .arch
@@ -199,30 +200,44 @@ pub(super) async fn remote_upload(args: &UploadArgs, json: bool) -> Result<()> {
 }
 
 /// Runs `packages list`.
-pub(super) async fn list(publisher: &Publisher, args: RepoArgs, json: bool) -> Result<()> {
-    let repo = args.repo()?;
-    publisher.require_repo(&repo).await?;
-    let listed = publisher.list(&repo, args.arch()?.as_ref()).await?;
+pub(super) async fn list<'a>(
+    backend: impl Into<Backend<'a>>,
+    args: RepoArgs,
+    json: bool,
+) -> Result<()> {
+    let listed = backend
+        .into()
+        .list(&args.repo()?, args.arch()?.as_ref())
+        .await?;
+    print_listed(&listed, json)
+}
+
+/// Prints a listing: one line per package and arch, or the JSON array.
+fn print_listed(listed: &[PackageInfo], json: bool) -> Result<()> {
     if json {
         return print_json(&listed);
     }
-    for l in &listed {
+    for l in listed {
         println!(
             "{}\t{}\t{}\t{}\t{}",
-            l.arch, l.record.name, l.record.version, l.record.file_size, l.record.checksum
+            l.arch, l.name, l.version, l.size, l.checksum
         );
     }
     Ok(())
 }
 
 /// Runs `packages remove`.
-pub(super) async fn remove(publisher: &Publisher, args: RemoveArgs, json: bool) -> Result<()> {
+pub(super) async fn remove<'a>(
+    backend: impl Into<Backend<'a>>,
+    args: RemoveArgs,
+    json: bool,
+) -> Result<()> {
+    let backend = backend.into();
     let repo = args.repo.repo()?;
     let arch = args.repo.arch()?;
-    publisher.require_repo(&repo).await?;
     let mut removed = Vec::new();
     for what in &args.packages {
-        removed.extend(publisher.remove(&repo, arch.as_ref(), what).await?);
+        removed.extend(backend.remove(&repo, arch.as_ref(), what).await?);
     }
     if json {
         return print_json(&removed);

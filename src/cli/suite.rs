@@ -1,10 +1,11 @@
-//! `packages suite`: suite aliases of Debian-style distros.
+//! `packages suite`: suite aliases of Debian-style distros; in the store, or
+//! through a server in remote mode ([`Backend`]).
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::output::print_json;
-use crate::publish::Publisher;
+use super::remote::Backend;
 use crate::repo::{Distro, Org, SuiteId};
 
 /// `packages suite ...`
@@ -47,7 +48,12 @@ pub enum SuiteCommand {
 }
 
 /// Runs `packages suite ...`.
-pub(super) async fn suite(publisher: &Publisher, command: SuiteCommand, json: bool) -> Result<()> {
+pub(super) async fn suite<'a>(
+    backend: impl Into<Backend<'a>>,
+    command: SuiteCommand,
+    json: bool,
+) -> Result<()> {
+    let publisher = backend.into();
     match command {
         SuiteCommand::Alias {
             org,
@@ -83,9 +89,9 @@ pub(super) async fn suite(publisher: &Publisher, command: SuiteCommand, json: bo
                 .list_aliases(&Org::parse(&org)?, Distro::parse(&distro)?)
                 .await?;
             if json {
-                print_json(&aliases.0)?;
+                print_json(&aliases)?;
             } else {
-                for (alias, suite) in &aliases.0 {
+                for (alias, suite) in &aliases {
                     println!("{alias} -> {suite}");
                 }
             }

@@ -1,4 +1,5 @@
-//! `packages admin init` and `packages token`: create, list and revoke API tokens.
+//! `packages admin init` and `packages token`: create, list and revoke API
+//! tokens; in the store, or through a server in remote mode ([`Backend`]).
 
 use std::time::Duration;
 
@@ -7,8 +8,10 @@ use clap::Subcommand;
 
 use super::args::LevelArgs;
 use super::output::print_json;
+use super::remote::Backend;
 use crate::stores::Stores;
-use crate::tokens::{TokenLevel, Tokens};
+use crate::tokens::{TokenInfo, TokenLevel, Tokens};
+use crate::wire::{CreatedToken, NewToken};
 
 /// `packages admin ...`
 #[derive(Debug, Subcommand)]
@@ -45,8 +48,9 @@ pub enum TokenCommand {
     },
     /// Revoke a token, given by id (from `token list`, with its level) or in plaintext
     Revoke {
-        /// The token's id, or the token itself
-        token: String,
+        /// The token's id, or the token itself (not named `token`: that is `--token`'s id)
+        #[arg(value_name = "TOKEN_OR_ID")]
+        which: String,
         #[command(flatten)]
         level: LevelArgs,
     },
@@ -60,37 +64,123 @@ pub(super) async fn admin_init(stores: &Stores, name: &str, json: bool) -> Resul
             "an admin token exists already: create more with `packages token create --name NAME`"
         );
     }
-    create_token(&tokens, &TokenLevel::Admin, name, false, None, json).await
-}
-
-async fn create_token(
-    tokens: &Tokens,
-    level: &TokenLevel,
-    name: &str,
-    read_only: bool,
-    lifetime: Option<Duration>,
-    json: bool,
-) -> Result<()> {
-    let (token, info) = tokens.create(level, name, read_only, lifetime).await?;
-    if json {
-        return print_json(&crate::wire::CreatedToken {
+    let (token, info) = tokens.create(&TokenLevel::Admin, name, false, None).await?;
+    print_created(
+        &CreatedToken {
             token: token.expose().to_owned(),
             info,
-        });
+        },
+        json,
+    )
+}
+
+/// Prints a created token: its plaintext alone on the last line of stdout.
+fn print_created(created: &CreatedToken, json: bool) -> Result<()> {
+    if json {
+        return print_json(created);
     }
+    let info = &created.info;
     eprintln!(
         "created {}token `{}` for {} (id {}); it is shown only once, below:",
-        if read_only { "read-only " } else { "" },
+        if info.read_only { "read-only " } else { "" },
         info.name,
         info.level,
         info.id
     );
-    println!("{}", token.expose());
+    println!("{}", created.token);
     Ok(())
 }
 
-pub(super) async fn token(stores: &Stores, command: TokenCommand, json: bool) -> Result<()> {
-    let tokens = Tokens::new(stores.clone(), Duration::ZERO);
+/// Prints a token listing, one line per token.
+fn print_list(listed: &[TokenInfo], json: bool) -> Result<()> {
+    if json {
+        return print_json(&listed);
+    }
+    for t in listed {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            t.id,
+            t.name,
+            t.level,
+            if t.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            t.expires
+                .map_or_else(|| "no expiry".to_owned(), |e| format!("expires {e}"))
+        );
+    }
+    Ok(())
+}
+
+/// Creates a token of `level` (in the store, or through the server).
+async fn create(
+    backend: Backend<'_>,
+    level: &LevelArgs,
+    name: &str,
+    read_only: bool,
+    expires: Option<&str>,
+) -> Result<CreatedToken> {
+    let parsed = level.level()?;
+    let lifetime = expires.map(crate::tokens::parse_duration).transpose()?;
+    Ok(match backend {
+        Backend::Store(publisher) => {
+            let tokens = Tokens::new(publisher.stores().clone(), Duration::ZERO);
+            let (token, info) = tokens.create(&parsed, name, read_only, lifetime).await?;
+            CreatedToken {
+                token: token.expose().to_owned(),
+                info,
+            }
+        }
+        Backend::Server(client) => {
+            client
+                .create_token(&NewToken {
+                    name: name.to_owned(),
+                    org: level.org.clone(),
+                    distro: level.distro.clone(),
+                    version: level.version.clone(),
+                    repo: level.repo.clone(),
+                    read_only,
+                    expires_in: expires.map(str::to_owned),
+                })
+                .await?
+        }
+    })
+}
+
+/// Revokes a token given by id (of `level`) or in plaintext.
+async fn revoke(backend: Backend<'_>, token: &str, level: &LevelArgs) -> Result<TokenInfo> {
+    let plain = token.starts_with(crate::tokens::TOKEN_PREFIX);
+    Ok(match backend {
+        Backend::Store(publisher) => {
+            let tokens = Tokens::new(publisher.stores().clone(), Duration::ZERO);
+            if plain {
+                tokens.revoke_plain(token).await?
+            } else {
+                tokens.revoke(&level.level()?, token).await?
+            }
+        }
+        Backend::Server(client) => {
+            // A plaintext token names its level and id: only those are sent.
+            let (level, id) = if plain {
+                let (level, hash) = crate::tokens::parse(token)?;
+                (level, hash.hex())
+            } else {
+                (level.level()?, token.to_owned())
+            };
+            client.revoke_token(&level, &id).await?
+        }
+    })
+}
+
+/// Runs `packages token ...`.
+pub(super) async fn token<'a>(
+    backend: impl Into<Backend<'a>>,
+    command: TokenCommand,
+    json: bool,
+) -> Result<()> {
+    let backend = backend.into();
     match command {
         TokenCommand::Create {
             name,
@@ -98,41 +188,23 @@ pub(super) async fn token(stores: &Stores, command: TokenCommand, json: bool) ->
             read_only,
             expires,
         } => {
-            let level = level.level()?;
-            let lifetime = expires
-                .as_deref()
-                .map(crate::tokens::parse_duration)
-                .transpose()?;
-            create_token(&tokens, &level, &name, read_only, lifetime, json).await
+            let created = create(backend, &level, &name, read_only, expires.as_deref()).await?;
+            print_created(&created, json)
         }
         TokenCommand::List { level } => {
-            let listed = tokens.list(&level.level()?).await?;
-            if json {
-                return print_json(&listed);
-            }
-            for t in &listed {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    t.id,
-                    t.name,
-                    t.level,
-                    if t.read_only {
-                        "read-only"
-                    } else {
-                        "read-write"
-                    },
-                    t.expires
-                        .map_or_else(|| "no expiry".to_owned(), |e| format!("expires {e}"))
-                );
-            }
-            Ok(())
-        }
-        TokenCommand::Revoke { token, level } => {
-            let revoked = if token.starts_with(crate::tokens::TOKEN_PREFIX) {
-                tokens.revoke_plain(&token).await?
-            } else {
-                tokens.revoke(&level.level()?, &token).await?
+            let level = level.level()?;
+            let listed = match backend {
+                Backend::Store(publisher) => {
+                    Tokens::new(publisher.stores().clone(), Duration::ZERO)
+                        .list(&level)
+                        .await?
+                }
+                Backend::Server(client) => client.list_tokens(&level).await?,
             };
+            print_list(&listed, json)
+        }
+        TokenCommand::Revoke { which, level } => {
+            let revoked = revoke(backend, &which, &level).await?;
             if json {
                 return print_json(&revoked);
             }

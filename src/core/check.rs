@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::chunks::{RootState, encode_chunk, read_state};
 use super::pending::{Change, PendingCache, PendingChange, add_pending, list_pending, read_listed};
@@ -14,7 +14,7 @@ use crate::storage::StorageError;
 use crate::stores::Stores;
 
 /// Something wrong with a published root.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum RootProblem {
     /// Records exist but no root file is published.

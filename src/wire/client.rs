@@ -1,7 +1,10 @@
 //! A client of the v1 API, for the CLI's remote mode (`--server URL --token T`).
 //!
 //! Uploads stream the file from disk (never whole in memory) and report
-//! progress; errors carry the server's `{code, message}`.
+//! progress; errors carry the server's `{code, message}`. The calls of the
+//! other commands are in [`manage`].
+
+mod manage;
 
 use std::path::Path;
 
@@ -9,6 +12,7 @@ use futures::StreamExt as _;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::io::ReaderStream;
 
@@ -29,8 +33,9 @@ pub enum ClientError {
     /// The token cannot be sent in a header.
     #[error("the token contains characters not allowed in an HTTP header")]
     Token,
-    /// The server could not be reached, or the exchange failed.
-    #[error("{0}")]
+    /// The server could not be reached, or the exchange failed (the cause
+    /// is the source, so that a chain prints it once).
+    #[error("the request to the server failed")]
     Http(#[from] reqwest::Error),
     /// The server answered with an error.
     #[error("server answered {status}: {message}")]
@@ -123,11 +128,39 @@ impl Client {
         self.http.request(method, url).header(AUTHORIZATION, auth)
     }
 
+    /// Sends a request (with a JSON body, if any) and reads the JSON answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Self::answer(request.send().await?).await
+    }
+
+    /// Sends a request that answers no body (`204 No Content`).
+    async fn call_empty(&self, method: Method, url: Url) -> Result<(), ClientError> {
+        let response = self.request(method, url).send().await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error(response).await)
+    }
+
     async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(response.json().await?);
         }
+        Err(Self::error(response).await)
+    }
+
+    /// The error of a failed answer: the `{code, message}` body's message, or the text.
+    async fn error(response: reqwest::Response) -> ClientError {
+        let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|e| e.message)
@@ -138,7 +171,7 @@ impl Client {
                     text.trim().to_owned()
                 }
             });
-        Err(ClientError::Api { status, message })
+        ClientError::Api { status, message }
     }
 
     /// The packages of a repository (one arch, or all; one name, or all).

@@ -1568,6 +1568,27 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("get", "/api/v1/orgs/{org}/keys"),
     ("post", "/api/v1/orgs/{org}/keys"),
+    ("post", "/api/v1/orgs/{org}/keys/import"),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}",
+    ),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}",
+    ),
+    (
+        "delete",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches/{arch}",
+    ),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/index/check",
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/index/repair",
+    ),
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),

@@ -32,6 +32,9 @@ pub struct AliasPath {
 pub struct AliasTarget {
     /// The suite (`bookworm`, `noble`).
     pub suite: String,
+    /// In an answer to `PUT`: the suite the alias pointed to before, if it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 /// List a distro's suite aliases (alias → suite).
@@ -88,8 +91,11 @@ pub(super) async fn put_alias(
         &TokenLevel::Scoped(Scope::new(org, Some(distro), None, None)?),
         "change suite aliases of",
     )?;
-    state.publisher().set_alias(&target, &path.alias).await?;
-    Ok(Json(body))
+    let previous = state.publisher().set_alias(&target, &path.alias).await?;
+    Ok(Json(AliasTarget {
+        suite: body.suite,
+        previous,
+    }))
 }
 
 /// Remove an alias; its signed files are deleted.
@@ -122,5 +128,8 @@ pub(super) async fn delete_alias(
         .publisher()
         .remove_alias(&org, distro, &path.alias)
         .await?;
-    Ok(Json(AliasTarget { suite }))
+    Ok(Json(AliasTarget {
+        suite,
+        previous: None,
+    }))
 }

@@ -37,6 +37,7 @@ pub(super) async fn list_keys(
                 level: key.level,
                 path: key.path,
                 pem: None,
+                retiring: Vec::new(),
             })
             .collect(),
     ))
@@ -95,6 +96,7 @@ pub(super) async fn create_key(
             level: scope.to_string(),
             path: generated.public_path,
             pem: Some(generated.public_pem),
+            retiring: generated.retiring,
         }),
     ))
 }
