@@ -58,7 +58,11 @@ pub(super) async fn org(publisher: &Publisher, command: OrgCommand, json: bool) 
             if json {
                 print_json(&record)
             } else {
-                println!("{} (created {})", record.name, record.created);
+                println!(
+                    "{} (created {})",
+                    record.name,
+                    super::init::rfc3339(record.created)
+                );
                 Ok(())
             }
         }

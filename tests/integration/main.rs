@@ -14,6 +14,7 @@ mod apt_harness;
 mod bad_input;
 mod cdn;
 mod cli;
+mod cli_store;
 mod concurrency;
 mod crash;
 mod crash_points;
