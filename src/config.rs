@@ -155,9 +155,9 @@ enum LocalDir {
     Missing,
     /// There, with nothing but a store's own work folders (`.packages-*`).
     Empty,
-    /// There, with `config/` or `static/` and nothing else.
+    /// There, with a private tree (`config/`), or a public tree and nothing else.
     Store,
-    /// There, with other files too.
+    /// There, with other files and no private tree.
     Other,
 }
 
@@ -170,17 +170,24 @@ fn local_dir(path: &std::path::Path) -> Result<LocalDir, String> {
         }
         Err(e) => return Err(format!("cannot read the directory: {e}")),
     };
-    let mut state = LocalDir::Empty;
+    let (mut ours, mut other) = (false, false);
     for entry in entries {
         let entry = entry.map_err(|e| format!("cannot read the directory: {e}"))?;
-        let name = entry.file_name();
-        match name.to_str() {
-            Some("config" | "static") => state = LocalDir::Store,
+        match entry.file_name().to_str() {
+            Some("config" | "static") => ours = true,
             Some(n) if n.starts_with(".packages-") => {}
-            _ => return Ok(LocalDir::Other),
+            _ => other = true,
         }
     }
-    Ok(state)
+    // A private tree makes it a store whatever else is there (`init` on
+    // a directory with other files); the marker check decides the rest.
+    let config = path.join("config").is_dir();
+    Ok(match (ours, other) {
+        _ if config => LocalDir::Store,
+        (_, true) => LocalDir::Other,
+        (true, false) => LocalDir::Store,
+        (false, false) => LocalDir::Empty,
+    })
 }
 
 impl StoreConfig {
