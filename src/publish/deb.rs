@@ -171,8 +171,6 @@ impl Publisher {
                         .await?,
                     );
                 }
-                // Only "unchanged" when it is still listed (not after a removal).
-                let unchanged = unchanged && change.is_none();
                 Ok::<_, PublishError>((suite, published(&record, unchanged), change))
             })
             .buffered(STORE_CONCURRENCY)
