@@ -6,7 +6,9 @@
 
 mod args;
 mod check;
+mod failure;
 mod index;
+mod init;
 mod key;
 mod org;
 mod output;
@@ -18,15 +20,17 @@ mod service;
 mod suite;
 mod token;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::StoreConfig;
+use crate::config::{OpenMode, StoreConfig};
 use crate::publish::Publisher;
 
 pub use args::{LevelArgs, RemoteArgs, RepoArgs, ScopeArgs};
 pub use check::CheckArgs;
+pub use failure::{error_code, failure_status, print_failure};
 pub use index::IndexCommand;
+
 pub use key::KeyCommand;
 pub use org::OrgCommand;
 pub use packages::{RemoveArgs, UploadArgs};
@@ -71,6 +75,8 @@ pub struct GlobalArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a store (a local directory or an S3 bucket prefix); other commands refuse a location without one
+    Init,
     /// Manage organizations
     #[command(subcommand)]
     Org(OrgCommand),
@@ -106,7 +112,7 @@ pub enum Command {
     /// Manage API tokens (stored as hashes under `config/`)
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Tell whether a package version is already published (exit status 0: yes, 1: no)
+    /// Tell whether a package version is already published (exit status 0: yes, 1: no, 2: error)
     Check(CheckArgs),
     /// Serve the HTTP API and the public tree (for CI uploads, and `apk` with no cloud)
     Serve(ServeArgs),
@@ -123,11 +129,24 @@ pub async fn run(cli: Cli) -> Result<()> {
         cli.global.config_storage.as_deref(),
         cli.global.s3_virtual_hosted,
     )?;
-    let stores = config.open().await.context("cannot open the store")?;
+    eprintln!("store: {}", config.describe());
+    let mode = match &cli.command {
+        Command::Init => OpenMode::Init,
+        Command::Admin(AdminCommand::Init { .. }) | Command::Org(OrgCommand::Create { .. }) => {
+            OpenMode::CreateIfNew
+        }
+        _ => OpenMode::Existing,
+    };
+    let (stores, opened) = config.open_checked(mode).await?;
+    if matches!(cli.command, Command::Init) {
+        return init::report(&config, &opened, cli.global.json);
+    }
+    init::report_created(&config, &opened);
     let json = cli.global.json;
     let publisher = Publisher::new(stores.clone());
     let publisher = &publisher;
     match cli.command {
+        Command::Init => Ok(()),
         Command::Org(command) => org::org(publisher, command, json).await,
         Command::Key(command) => key::key(publisher, command, json).await,
         Command::Suite(command) => suite::suite(publisher, command, json).await,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::storage::{Consistency, S3Settings, Storage, StorageError, StorageUrl};
-use crate::stores::Stores;
+use crate::stores::{STORE_FORMAT, StoreMarker, StoreState, Stores};
 
 /// The environment variable that fixes the stores' conditional-write contract
 /// instead of probing it: `probe` (the default), `conditional` or `last-writer-wins`.
@@ -61,6 +61,270 @@ impl StoreConfig {
             _ => Ok(Stores::shared(public)),
         }
     }
+}
+
+/// How a command treats a location that holds no store yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The store must exist: every command but the two below.
+    Existing,
+    /// Create the store when the location is clearly new (a missing or empty
+    /// directory, an empty bucket prefix): `admin init`, `org create`.
+    CreateIfNew,
+    /// Create the store unless there is one (`packages init`): a location
+    /// holding other files is fine too, as it is asked for explicitly.
+    Init,
+}
+
+/// What [`StoreConfig::open_checked`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A store made on purpose, with its marker.
+    Existing(StoreMarker),
+    /// A store written by an earlier version (no marker); marked now if the
+    /// credentials allow writing.
+    Unmarked,
+    /// A new store, just created (its marker written).
+    Created(StoreMarker),
+}
+
+/// Why a store cannot be used, naming it and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Nothing made by `packages init` at this location.
+    #[error("no packages store at {url}: {reason}; create one with `{fix}`")]
+    NotInitialized {
+        /// The store.
+        url: String,
+        /// What is there instead.
+        reason: String,
+        /// The command that creates it.
+        fix: String,
+    },
+    /// The store's layout is newer than this build reads.
+    #[error(
+        "the store at {url} has format {found}, newer than this build of packages reads ({STORE_FORMAT}): upgrade packages"
+    )]
+    TooNew {
+        /// The store.
+        url: String,
+        /// Its format.
+        found: u32,
+    },
+    /// One of the common S3 failures ([`crate::storage::problem_code`]), in plain words.
+    #[error("store {url}: {message}")]
+    Unavailable {
+        /// The store.
+        url: String,
+        /// The `--json` error code (`s3_no_bucket`, ...).
+        code: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Any other failure of the store.
+    #[error("store {url}")]
+    Storage {
+        /// The store.
+        url: String,
+        /// The failure.
+        #[source]
+        source: StorageError,
+    },
+}
+
+impl StoreError {
+    /// A short code for `--json` errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::NotInitialized { .. } => "store_not_initialized",
+            StoreError::TooNew { .. } => "store_too_new",
+            StoreError::Unavailable { code, .. } => code,
+            StoreError::Storage { source, .. } => match source {
+                StorageError::InvalidUrl { .. } => "invalid_storage_url",
+                StorageError::InvalidSetting { .. } => "invalid_setting",
+                _ => "storage",
+            },
+        }
+    }
+}
+
+/// What a local directory holds, before it is opened (opening creates it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalDir {
+    /// Not there.
+    Missing,
+    /// There, with nothing but a store's own work folders (`.packages-*`).
+    Empty,
+    /// There, with a private tree (`config/`), or a public tree and nothing else.
+    Store,
+    /// There, with other files and no private tree.
+    Other,
+}
+
+fn local_dir(path: &std::path::Path) -> Result<LocalDir, String> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LocalDir::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err("it is a file, not a directory".to_owned());
+        }
+        Err(e) => return Err(format!("cannot read the directory: {e}")),
+    };
+    let (mut ours, mut other) = (false, false);
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read the directory: {e}"))?;
+        match entry.file_name().to_str() {
+            Some("config" | "static") => ours = true,
+            Some(n) if n.starts_with(".packages-") => {}
+            _ => other = true,
+        }
+    }
+    // A private tree makes it a store whatever else is there (`init` on
+    // a directory with other files); the marker check decides the rest.
+    let config = path.join("config").is_dir();
+    Ok(match (ours, other) {
+        _ if config => LocalDir::Store,
+        (_, true) => LocalDir::Other,
+        (true, false) => LocalDir::Store,
+        (false, false) => LocalDir::Empty,
+    })
+}
+
+impl StoreConfig {
+    /// Every store location, public first.
+    fn urls(&self) -> impl Iterator<Item = &StorageUrl> {
+        std::iter::once(&self.storage).chain(self.private.iter().filter(|p| **p != self.storage))
+    }
+
+    /// The store, for messages: `file:///ABSOLUTE/PATH` or
+    /// `s3://BUCKET[/PREFIX]`, and the private tree's store when separate.
+    pub fn describe(&self) -> String {
+        match &self.private {
+            Some(private) if private != &self.storage => {
+                format!("{} (private tree: {private})", self.storage)
+            }
+            _ => self.storage.to_string(),
+        }
+    }
+
+    /// The command that creates this store.
+    pub fn init_command(&self) -> String {
+        let mut command = format!("packages init --storage {}", self.storage);
+        if let Some(private) = self.private.as_ref().filter(|p| **p != self.storage) {
+            command.push_str(&format!(" --config-storage {private}"));
+        }
+        command
+    }
+
+    fn not_initialized(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::NotInitialized {
+            url: self.describe(),
+            reason: reason.into(),
+            fix: self.init_command(),
+        }
+    }
+
+    fn storage_error(&self, source: StorageError) -> StoreError {
+        if let StorageError::Backend { message, .. } = &source {
+            if let Some(code) = crate::storage::problem_code(message) {
+                return StoreError::Unavailable {
+                    url: self.describe(),
+                    code,
+                    message: message.clone(),
+                };
+            }
+        }
+        StoreError::Storage {
+            url: self.describe(),
+            source,
+        }
+    }
+
+    /// Opens the stores as `mode` says: a missing or new location is an
+    /// error naming it and the fix (nothing is created), except for
+    /// [`OpenMode::CreateIfNew`] on a clearly new location and for
+    /// [`OpenMode::Init`], which create the store (write its marker). A
+    /// store without marker but with a private tree (an earlier version's)
+    /// is used as it is, and marked when the credentials allow.
+    pub async fn open_checked(&self, mode: OpenMode) -> Result<(Stores, Opened), StoreError> {
+        for url in self.urls() {
+            let StorageUrl::Local(path) = url else {
+                continue;
+            };
+            let found = local_dir(path)
+                .map_err(|reason| self.not_initialized(format!("{}: {reason}", path.display())))?;
+            match (found, mode) {
+                (LocalDir::Missing, OpenMode::Existing) => {
+                    return Err(self.not_initialized(format!(
+                        "the directory {} does not exist",
+                        absolute(path)
+                    )));
+                }
+                (LocalDir::Empty, OpenMode::Existing) => {
+                    return Err(
+                        self.not_initialized(format!("the directory {} is empty", absolute(path)))
+                    );
+                }
+                (LocalDir::Other, OpenMode::CreateIfNew) => {
+                    return Err(self.not_initialized(format!(
+                        "the directory {} holds other files and no store",
+                        absolute(path)
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let stores = self.open().await.map_err(|e| self.storage_error(e))?;
+        let state = stores.state().await.map_err(|e| self.storage_error(e))?;
+        let opened = match (state, mode) {
+            (StoreState::Marked(marker), _) if marker.format > STORE_FORMAT => {
+                return Err(StoreError::TooNew {
+                    url: self.describe(),
+                    found: marker.format,
+                });
+            }
+            (StoreState::Marked(marker), _) => Opened::Existing(marker),
+            (StoreState::Unmarked, OpenMode::Init) => {
+                let (marker, _) = stores.mark().await.map_err(|e| self.storage_error(e))?;
+                Opened::Existing(marker)
+            }
+            (StoreState::Unmarked, _) => {
+                if let Err(e) = stores.mark().await {
+                    tracing::debug!(error = %e, "cannot mark an earlier version's store");
+                }
+                Opened::Unmarked
+            }
+            (StoreState::Empty, OpenMode::CreateIfNew | OpenMode::Init)
+            | (StoreState::PublicOnly, OpenMode::Init) => {
+                let (marker, wrote) = stores.mark().await.map_err(|e| self.storage_error(e))?;
+                if wrote {
+                    Opened::Created(marker)
+                } else {
+                    Opened::Existing(marker)
+                }
+            }
+            (StoreState::Empty, OpenMode::Existing) => {
+                return Err(self.not_initialized(match self.storage {
+                    StorageUrl::Local(_) => "the directory holds no store",
+                    StorageUrl::S3 { .. } => "nothing under this bucket and prefix",
+                }));
+            }
+            (StoreState::PublicOnly, _) => {
+                return Err(self.not_initialized(
+                    "it holds a public tree (`static/`) but no private tree (`config/`); if the private tree lives elsewhere, give it with `--config-storage`",
+                ));
+            }
+        };
+        Ok((stores, opened))
+    }
+}
+
+/// `path` made absolute (from the current directory), for messages.
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
 }
 
 /// Reads a [`CONSISTENCY_ENV`] value: unset, empty or `probe` is `None`.

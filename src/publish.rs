@@ -241,7 +241,8 @@ pub struct Published {
     pub file: String,
     /// The index record, as published.
     pub record: ApkRecord,
-    /// Whether the identical package was there already.
+    /// Whether the identical package was published (listed) already: false
+    /// for a new package and for one published again after a removal.
     pub unchanged: bool,
 }
 

@@ -18,7 +18,6 @@
 pub mod connections;
 pub mod range;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,12 +54,12 @@ pub struct ServiceConfig {
     pub gc_interval: Option<Duration>,
 }
 
-/// Serves the API and the public tree of `stores` on `listen` until Ctrl-C
+/// Serves the API and the public tree of `stores` on `listener` until Ctrl-C
 /// or SIGTERM, collecting garbage every `config.gc_interval`.
 pub async fn run_service(
     stores: Stores,
     config: ServiceConfig,
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     limits: ServerLimits,
 ) -> std::io::Result<()> {
     let publisher = Publisher::new(stores);
@@ -80,19 +79,19 @@ pub async fn run_service(
     };
     run(
         crate::api::router(ApiState::new(publisher, api)),
-        listen,
+        listener,
         limits,
     )
     .await
 }
 
-/// Serves only the public tree of `stores` on `listen`, until Ctrl-C or SIGTERM.
+/// Serves only the public tree of `stores` on `listener`, until Ctrl-C or SIGTERM.
 pub async fn run_public(
     stores: Stores,
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     limits: ServerLimits,
 ) -> std::io::Result<()> {
-    run(router(stores), listen, limits).await
+    run(router(stores), listener, limits).await
 }
 
 /// Deletes expired files and crash leftovers (stale staged uploads, temporary
@@ -144,9 +143,13 @@ pub fn router(stores: Stores) -> Router {
         .with_state(PublicTree::new(stores))
 }
 
-/// Serves `router` on `listen` within `limits` until Ctrl-C or SIGTERM.
-pub async fn run(router: Router, listen: SocketAddr, limits: ServerLimits) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+/// Serves `router` on `listener` (bound by the caller, so that it reports
+/// the address only once it is bound) within `limits` until Ctrl-C or SIGTERM.
+pub async fn run(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "serving");
     connections::serve(listener, router, limits, shutdown_signal()).await;
     Ok(())

@@ -24,7 +24,7 @@ pub use faulty::{CrashMode, FaultHandle, FaultyStore, RequestCounts};
 pub use handle::Storage;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
-pub use s3::{S3Settings, S3Store};
+pub use s3::{S3Settings, S3Store, problem_code};
 pub use url::StorageUrl;
 pub(crate) use url::{check_key, random_hex};
 

@@ -1,5 +1,6 @@
 //! `packages check`: whether a package version is published already (exit
-//! status 0: yes, 1: no), from the store or through a server.
+//! status 0: yes, 1: no, 2: the question could not be answered), from the
+//! store or through a server.
 
 use std::path::PathBuf;
 
@@ -25,7 +26,8 @@ pub struct CheckArgs {
     pub repo: RepoArgs,
 }
 
-/// `packages check`: prints one line and exits 0 when published, 1 when not.
+/// `packages check`: prints one line and exits 0 when published, 1 when not
+/// (an error returns, and the binary exits 2 for it).
 pub(super) async fn check(backend: Backend<'_>, args: &CheckArgs, json: bool) -> Result<()> {
     let repo = args.repo.repo()?;
     let mut arch = args.repo.arch()?;

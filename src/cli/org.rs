@@ -64,7 +64,11 @@ pub(super) async fn org<'a>(
             if json {
                 print_json(&record)
             } else {
-                println!("{} (created {})", record.name, record.created);
+                println!(
+                    "{} (created {})",
+                    record.name,
+                    super::init::rfc3339(record.created)
+                );
                 Ok(())
             }
         }

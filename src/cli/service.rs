@@ -138,12 +138,13 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         Duration::from_secs(args.request_timeout_secs),
     );
     if args.no_api {
+        let listener = bind(args.listen).await?;
         eprintln!(
             "serving the public tree of {} on http://{}",
             stores.public().describe(),
-            args.listen
+            listener.local_addr()?
         );
-        return serve::run_public(stores, args.listen, limits)
+        return serve::run_public(stores, listener, limits)
             .await
             .with_context(|| format!("cannot serve on {}", args.listen));
     }
@@ -167,14 +168,22 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
     if !tokens.has_admin().await? {
         eprintln!("no admin token yet: create one with `packages admin init`");
     }
+    let listener = bind(args.listen).await?;
     eprintln!(
         "serving the API and the public tree of {} on http://{}",
         stores.public().describe(),
-        args.listen
+        listener.local_addr()?
     );
-    serve::run_service(stores, config, args.listen, limits)
+    serve::run_service(stores, config, listener, limits)
         .await
         .with_context(|| format!("cannot serve on {}", args.listen))
+}
+
+/// Binds the listening socket, so that "serving on" is said only once it is bound.
+async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
 }
 
 /// Runs `packages gc`.

@@ -498,7 +498,8 @@ impl Publisher {
             core::Change::Add(Box::new(record.clone())),
         )
         .await?;
-        Ok((unchanged, Some(change)))
+        // Not listed (new, or removed before): published now, not "unchanged".
+        Ok((false, Some(change)))
     }
 
     /// Copies the noarch packages of a repository into arches it just gained.

@@ -271,7 +271,8 @@ impl Publisher {
         }
         let pending =
             index::add_pending(&self.stores, arch, Change::Add(Box::new(record.clone()))).await?;
-        Ok((unchanged, Some(pending)))
+        // Not in the index (removed, or a crash before the index): published now.
+        Ok((false, Some(pending)))
     }
 
     /// Refuses a different package under an existing name (reads the stored bytes).

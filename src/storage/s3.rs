@@ -2,13 +2,24 @@
 //!
 //! Credentials and region come from the standard AWS chain and environment
 //! (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...),
-//! unless [`S3Settings`] overrides them. Path-style addressing is used whenever
-//! an endpoint URL is set (MinIO, Garage), unless turned off.
+//! unless [`S3Settings`] overrides them. Static keys in the environment are
+//! used directly, and with an endpoint URL (an S3-compatible server) the
+//! region comes from the environment or profile, else `us-east-1`: neither
+//! asks the cloud metadata service (IMDS). Path-style addressing is used
+//! whenever an endpoint URL is set (MinIO, Garage), unless turned off.
+//!
+//! The common failures (no credentials, refused credentials, no bucket,
+//! unreachable endpoint, wrong region) become plain messages that say what
+//! to fix ([`problem_code`] tells them apart).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::date_time::DateTime;
+
+mod problem;
+
+pub use problem::problem_code;
 
 use super::{
     GetResult, ObjectMeta, ObjectStore, Payload, PutMode, PutOptions, StorageError, StoreFuture,
@@ -48,16 +59,39 @@ impl S3Store {
         if let Some(endpoint) = &settings.endpoint {
             loader = loader.endpoint_url(endpoint);
         }
+        let custom_endpoint = settings.endpoint.is_some()
+            || env_value("AWS_ENDPOINT_URL_S3").is_some()
+            || env_value("AWS_ENDPOINT_URL").is_some();
         if let Some(region) = &settings.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
+        } else if custom_endpoint {
+            use aws_config::meta::region::RegionProviderChain;
+            loader = loader.region(
+                RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+                .or_else(Some(aws_config::Region::new("us-east-1"))),
+            );
         }
-        if let Some((id, secret)) = &settings.credentials {
+        let session_token = env_value("AWS_SESSION_TOKEN");
+        let credentials = match &settings.credentials {
+            Some((id, secret)) => Some((id.clone(), secret.clone(), None)),
+            None => match (
+                env_value("AWS_ACCESS_KEY_ID"),
+                env_value("AWS_SECRET_ACCESS_KEY"),
+            ) {
+                (Some(id), Some(secret)) => Some((id, secret, session_token)),
+                _ => None,
+            },
+        };
+        if let Some((id, secret, token)) = credentials {
             loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                id.clone(),
-                secret.clone(),
+                id,
+                secret,
+                token,
                 None,
-                None,
-                "packages-settings",
+                "packages-static",
             ));
         }
         let shared = loader.load().await;
@@ -121,7 +155,7 @@ impl S3Store {
             .key(&full)
             .send()
             .await
-            .map_err(|e| map_err("get", key, e))?;
+            .map_err(|e| self.map_err("get", key, e))?;
         let meta = ObjectMeta {
             key: key.to_owned(),
             size: out
@@ -156,7 +190,7 @@ impl S3Store {
                 etag: out.e_tag().unwrap_or_default().to_owned(),
                 last_modified: out.last_modified().and_then(to_system_time),
             })),
-            Err(e) => match map_err("head", key, e) {
+            Err(e) => match self.map_err("head", key, e) {
                 StorageError::NotFound { .. } => Ok(None),
                 other => Err(other),
             },
@@ -225,7 +259,7 @@ impl S3Store {
                             key: key.to_owned(),
                         })
                     }
-                    _ => Err(map_err("put", key, e)),
+                    _ => Err(self.map_err("put", key, e)),
                 }
             }
         }
@@ -242,7 +276,7 @@ impl S3Store {
             .send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("list", prefix, e))?;
+            let page = page.map_err(|e| self.map_err("list", prefix, e))?;
             for object in page.contents() {
                 let Some(full) = object.key() else { continue };
                 found.push(ObjectMeta {
@@ -287,7 +321,7 @@ impl S3Store {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => match map_err("copy", to, e) {
+            Err(e) => match self.map_err("copy", to, e) {
                 // 404 NoSuchKey names the source: the target is being written.
                 StorageError::NotFound { .. } => Err(StorageError::NotFound {
                     key: from.to_owned(),
@@ -308,7 +342,7 @@ impl S3Store {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => match map_err("delete", key, e) {
+            Err(e) => match self.map_err("delete", key, e) {
                 StorageError::NotFound { .. } => Ok(()),
                 other => Err(other),
             },
@@ -364,42 +398,55 @@ fn to_system_time(t: &DateTime) -> Option<std::time::SystemTime> {
     std::time::SystemTime::try_from(*t).ok()
 }
 
-/// Turns an SDK error into ours, keeping the status, the S3 error code and message.
-fn map_err<E, R>(op: &'static str, key: &str, err: SdkError<E, R>) -> StorageError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-    SdkError<E, R>: RawStatus,
-{
-    let status = err.raw_status();
-    if status == Some(404) || err.code() == Some("NoSuchKey") || err.code() == Some("NotFound") {
-        return StorageError::NotFound {
-            key: key.to_owned(),
+impl S3Store {
+    /// Turns an SDK error into ours: a plain message for the common failures
+    /// ([`S3Store::problem`]), else the status, S3 error code and message.
+    fn map_err<E, R>(&self, op: &'static str, key: &str, err: SdkError<E, R>) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+        SdkError<E, R>: RawStatus,
+    {
+        if let Some(problem) = self.problem(&err) {
+            return StorageError::backend(op, key, problem);
+        }
+        let status = err.raw_status();
+        if status == Some(404) || err.code() == Some("NoSuchKey") || err.code() == Some("NotFound")
+        {
+            return StorageError::NotFound {
+                key: key.to_owned(),
+            };
+        }
+        let detail = match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
         };
+        let detail = match status {
+            Some(status) => format!("HTTP {status}: {detail}"),
+            None => detail,
+        };
+        StorageError::backend(op, key, detail)
     }
-    let detail = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => match &err {
-            SdkError::DispatchFailure(d) => format!("cannot reach the S3 endpoint: {d:?}"),
-            SdkError::TimeoutError(_) => "timed out".to_owned(),
-            other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-        },
-    };
-    let detail = match status {
-        Some(status) => format!("HTTP {status}: {detail}"),
-        None => detail,
-    };
-    StorageError::backend(op, key, detail)
 }
 
-/// The HTTP status of a failed call, where there was a response.
+/// A variable of the environment, if set and not empty.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The HTTP status and headers of a failed call, where there was a response.
 trait RawStatus {
     fn raw_status(&self) -> Option<u16>;
+    fn raw_response_header(&self, name: &str) -> Option<String>;
 }
 
 impl<E> RawStatus for SdkError<E, aws_sdk_s3::config::http::HttpResponse> {
     fn raw_status(&self) -> Option<u16> {
         self.raw_response().map(|r| r.status().as_u16())
+    }
+
+    fn raw_response_header(&self, name: &str) -> Option<String> {
+        self.raw_response()?.headers().get(name).map(str::to_owned)
     }
 }

@@ -326,7 +326,7 @@ fn commands_name_a_missing_org() {
 fn concurrent_org_create_has_one_winner_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("store");
-    ok(packages(&storage).args(["org", "list"]));
+    ok(packages(&storage).arg("init"));
     let children: Vec<_> = (0..8)
         .map(|_| {
             packages(&storage)

@@ -30,9 +30,20 @@ fn packages(ctx: &Ctx, public: &Place, private: Option<&Place>) -> Command {
     cmd
 }
 
+/// `packages init` on the given places: `doctor` and `serve` need a store.
+fn init(ctx: &Ctx, public: &Place, private: Option<&Place>) {
+    let out = packages(ctx, public, private).arg("init").output().unwrap();
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `doctor` reports reachability and whether conditional writes hold, as probed.
 async fn doctor_reports_the_store(ctx: Ctx) {
     let (_, place) = ctx.open(Bucket::Main).await;
+    init(&ctx, &place, None);
     let out = packages(&ctx, &place, None)
         .args(["--json", "doctor"])
         .output()
@@ -68,6 +79,7 @@ async fn refuses_to_start_when_the_private_tree_is_public() {
         let (_, shared) = ctx.open(Bucket::Main).await;
         // The website serves the bucket root; our trees sit under the test's prefix.
         let public_url = format!("{web}/{}", shared.prefix);
+        init(&ctx, &shared, None);
 
         let out = packages(&ctx, &shared, None)
             .args(["doctor", "--public-url", &public_url])
@@ -98,6 +110,7 @@ async fn refuses_to_start_when_the_private_tree_is_public() {
         let (_, public) = ctx.open(Bucket::Main).await;
         let (_, private) = ctx.open(Bucket::Private).await;
         let public_url = format!("{web}/{}", public.prefix);
+        init(&ctx, &public, Some(&private));
         let out = packages(&ctx, &public, Some(&private))
             .args(["doctor", "--public-url", &public_url])
             .output()

@@ -15,6 +15,7 @@ mod bad_input;
 mod cdn;
 mod cli;
 mod cli_remote;
+mod cli_store;
 mod concurrency;
 mod crash;
 mod crash_points;

@@ -461,13 +461,15 @@ fn rpm_cli_workflow_on_a_local_directory() {
         "{}",
         text(&out.stdout)
     );
-    let err = exit_1(
-        packages(&storage)
-            .arg("check")
-            .args(REPO_ARGS)
-            .arg("--file")
-            .arg(crate::deb::deb_fixture("hello_2.10-3_amd64.deb")),
-    );
+    // Not an .rpm: an error, exit status 2 (1 means "not published").
+    let err = packages(&storage)
+        .arg("check")
+        .args(REPO_ARGS)
+        .arg("--file")
+        .arg(crate::deb::deb_fixture("hello_2.10-3_amd64.deb"))
+        .output()
+        .expect("run packages");
+    assert_eq!(err.status.code(), Some(2), "{}", text(&err.stderr));
     assert!(
         text(&err.stderr).contains("not a valid .rpm"),
         "{}",
