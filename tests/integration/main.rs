@@ -28,6 +28,7 @@ mod group_commit;
 mod hostile_http;
 mod index_limits;
 mod keys;
+mod openapi;
 mod rpm;
 mod rpm_api;
 mod rpm_crash;
