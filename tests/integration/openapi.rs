@@ -223,30 +223,29 @@ fn samples() -> Vec<String> {
 #[test]
 fn names_patterns_agree_with_the_parsers() {
     let values = samples();
+    fn org(v: &str) -> bool {
+        Org::parse(v).is_ok()
+    }
+    fn version(v: &str) -> bool {
+        Segment::parse("version", v).is_ok()
+    }
+    fn repo(v: &str) -> bool {
+        Segment::parse("repo", v).is_ok()
+    }
+    fn arch(v: &str) -> bool {
+        Arch::parse(v).is_ok()
+    }
+    fn package(v: &str) -> bool {
+        Segment::parse("package", v).is_ok()
+    }
     type Parser = fn(&str) -> bool;
     let rules: Vec<(String, Parser, bool)> = vec![
-        (names::org_pattern(), |v| Org::parse(v).is_ok(), true),
-        (
-            names::NAME_PATTERN.to_owned(),
-            |v| Segment::parse("version", v).is_ok(),
-            true,
-        ),
-        (
-            names::NAME_PATTERN.to_owned(),
-            |v| Segment::parse("repo", v).is_ok(),
-            true,
-        ),
-        (
-            names::ARCH_PATTERN.to_owned(),
-            |v| Arch::parse(v).is_ok(),
-            true,
-        ),
+        (names::org_pattern(), org as Parser, true),
+        (names::NAME_PATTERN.to_owned(), version as Parser, true),
+        (names::NAME_PATTERN.to_owned(), repo as Parser, true),
+        (names::ARCH_PATTERN.to_owned(), arch as Parser, true),
         // Declared narrower than accepted (printable ASCII): a match must parse.
-        (
-            names::PACKAGE_PATTERN.to_owned(),
-            |v| Segment::parse("package", v).is_ok(),
-            false,
-        ),
+        (names::PACKAGE_PATTERN.to_owned(), package as Parser, false),
     ];
     for (pattern, parses, exact) in rules {
         let Some(matches) = python_matches(&pattern, &values) else {
