@@ -3,8 +3,8 @@
 //! - `/api/v1/...`: the API proper ([`v1`]): organizations, distros,
 //!   versions, repos, arches, packages, signing keys, tokens.
 //! - `/api/...`: the API of the service we replace ([`compat`]).
-//! - `/health/ping`, `/health/ready`, `/metrics` ([`metrics`]) and
-//!   `/api/v1/openapi.json`.
+//! - `/health/ping`, `/health/ready` (also under `/api`, where the old
+//!   service had them), `/metrics` ([`metrics`]) and `/api/v1/openapi.json`.
 //! - everything else: the public tree ([`crate::serve`]), so `apk` can
 //!   install from the same server. No org may be named like the first
 //!   segment of a route (`api`, `health`, `metrics`: [`RESERVED_ORG_NAMES`]).
@@ -23,6 +23,7 @@ pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod metrics;
+pub mod names;
 pub mod tree;
 pub mod upload;
 pub mod v1;
@@ -196,13 +197,23 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(compat::routes())
         .routes(routes!(health_ping))
         .routes(routes!(health_ready, health_ready_head))
+        .routes(routes!(api_health_ping))
+        .routes(routes!(api_health_ready, api_health_ready_head))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_json))
 }
 
-/// The OpenAPI document of [`routes()`].
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+/// The OpenAPI document of [`routes()`], as served at `/api/v1/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    document(routes().into_openapi())
+}
+
+/// The document of the routes, finished: the naming rules ([`names`]) put
+/// into every parameter and body field that names something.
+fn document(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    names::apply(&mut doc);
+    doc
 }
 
 #[derive(Clone)]
@@ -213,7 +224,7 @@ struct OpenApiJson(Arc<str>);
 pub fn router(state: ApiState) -> Router {
     let (api, doc) = routes().split_for_parts();
     let doc = OpenApiJson(
-        doc.to_pretty_json()
+        serde_json::to_string_pretty(&document(doc))
             .expect("the OpenAPI document serializes")
             .into(),
     );
@@ -372,6 +383,48 @@ async fn health_ready(State(state): State<ApiState>) -> Response {
     )
 )]
 async fn health_ready_head(state: State<ApiState>) -> Response {
+    health_ready(state).await
+}
+
+/// `GET /api/health/ping`: `/health/ping` where the old service had it.
+#[utoipa::path(
+    get,
+    path = "/api/health/ping",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "Always `pong`", body = String, content_type = "text/plain"))
+)]
+async fn api_health_ping() -> &'static str {
+    health_ping().await
+}
+
+/// `GET /api/health/ready`: `/health/ready` where the old service had it.
+#[utoipa::path(
+    get,
+    path = "/api/health/ready",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "`ready`: the stores answer", body = String, content_type = "text/plain"),
+        (status = 503, description = "A store does not answer", body = ErrorBody),
+    )
+)]
+async fn api_health_ready(state: State<ApiState>) -> Response {
+    health_ready(state).await
+}
+
+/// `HEAD /api/health/ready`, as `GET`.
+#[utoipa::path(
+    head,
+    path = "/api/health/ready",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The stores answer"),
+        (status = 503, description = "A store does not answer"),
+    )
+)]
+async fn api_health_ready_head(state: State<ApiState>) -> Response {
     health_ready(state).await
 }
 

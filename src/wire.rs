@@ -299,6 +299,7 @@ pub struct NewKey {
     /// Repo (for a key of one repo; needs `version`).
     pub repo: Option<String>,
     /// RSA key size (default 4096; 2048 to 4096).
+    #[serde(default, deserialize_with = "whole_number")]
     pub bits: Option<usize>,
     /// Allow the new key to replace the level's key, or to take over repositories
     /// a wider level's key signs today (default `false`: such a change is refused).
@@ -322,6 +323,30 @@ pub struct ImportKey {
     /// a wider level's key signs today (default `false`: such a change is refused).
     #[serde(default)]
     pub replace: bool,
+}
+
+/// An optional count that JSON may write as `3072` or `3072.0` (JSON Schema's
+/// `integer` admits both); a fraction or a negative number is refused.
+fn whole_number<'de, D>(deserializer: D) -> Result<Option<usize>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_u64() {
+        return usize::try_from(n)
+            .map(Some)
+            .map_err(serde::de::Error::custom);
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=usize::MAX as f64).contains(&f) => {
+            Ok(Some(f as usize))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value `{number}`, expected a whole number"
+        ))),
+    }
 }
 
 /// A token to create.

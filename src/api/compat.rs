@@ -18,6 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Auth;
+use super::error::responses::{
+    BadJsonFields, BadRequest, Busy, Forbidden, Internal, NotJson, NotMultipart, Timeout, TooLarge,
+    Unauthorized,
+};
 use super::error::{ApiError, ErrorBody};
 use super::upload;
 use super::v1::{self, ArchPath, DistroPath, OrgPath, RepoPath, VersionPath};
@@ -164,7 +168,10 @@ pub struct CreatePackageForm {
     tag = "compat",
     operation_id = "ListOrganizations",
     security(()),
-    responses((status = 200, description = "Organizations", body = Vec<Organization>))
+    responses(
+        (status = 200, description = "Organizations", body = Vec<Organization>),
+        Internal,
+    )
 )]
 async fn list_organizations(
     State(state): State<ApiState>,
@@ -194,6 +201,10 @@ async fn list_organizations(
     responses(
         (status = 200, description = "The organization", body = Organization),
         (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 async fn get_organization(
@@ -224,6 +235,13 @@ async fn get_organization(
         (status = 201, description = "Created", body = RepoInfo),
         (status = 200, description = "Existed already", body = RepoInfo),
         (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
     )
 )]
 async fn create_repo(
@@ -259,7 +277,14 @@ async fn create_repo(
     tag = "compat",
     operation_id = "ListDistros",
     params(OrgPath),
-    responses((status = 200, description = "Distributions", body = Vec<String>))
+    responses(
+        (status = 200, description = "Distributions", body = Vec<String>),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 async fn list_distros(
     State(state): State<ApiState>,
@@ -284,7 +309,14 @@ fn parse_distro(path: &DistroPath) -> Result<(Org, Distro), ApiError> {
     tag = "compat",
     operation_id = "GetOrgDistro",
     params(DistroPath),
-    responses((status = 200, description = "The distribution", body = DistroInfo))
+    responses(
+        (status = 200, description = "The distribution", body = DistroInfo),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 async fn get_org_distro(
     State(state): State<ApiState>,
@@ -303,7 +335,14 @@ async fn get_org_distro(
     tag = "compat",
     operation_id = "ListVersions",
     params(DistroPath),
-    responses((status = 200, description = "Versions", body = Vec<String>))
+    responses(
+        (status = 200, description = "Versions", body = Vec<String>),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 async fn list_versions(
     State(state): State<ApiState>,
@@ -325,6 +364,10 @@ async fn list_versions(
     responses(
         (status = 200, description = "Repos", body = Vec<RepoInfo>),
         (status = 404, description = "No such org or version", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 async fn list_repos(
@@ -354,6 +397,10 @@ fn parse_repo(path: &RepoPath) -> Result<RepoId, ApiError> {
     responses(
         (status = 200, description = "The repo", body = RepoInfo),
         (status = 404, description = "No such repo", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 async fn find_repo_by_name(
@@ -380,6 +427,10 @@ async fn find_repo_by_name(
     responses(
         (status = 200, description = "Architectures", body = Vec<String>),
         (status = 404, description = "No such repo", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 async fn list_arches(
@@ -408,6 +459,10 @@ fn parse_arch(path: &ArchPath) -> Result<(RepoId, Arch), ApiError> {
     responses(
         (status = 200, description = "Packages", body = Vec<Package>),
         (status = 404, description = "No such repo or arch", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 async fn list_packages(
@@ -436,14 +491,17 @@ async fn list_packages(
     request_body(content = CreatePackageForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "Published in the signed index", body = Vec<Package>),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Token out of scope or read-only", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody),
-        (status = 409, description = "A different package has this name and version", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not multipart/form-data", body = ErrorBody),
+        (status = 409, description = "A different package has this name and version, the name was removed less than the grace period ago, or no signing key for the repository", body = ErrorBody),
         (status = 422, description = "Not a valid package, or for another arch", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Timeout,
+        TooLarge,
+        NotMultipart,
+        Busy,
     )
 )]
 async fn create_package(
@@ -483,6 +541,12 @@ async fn create_package(
     responses(
         (status = 200, description = "`status: true`: the signed index is written", body = IndexStatus),
         (status = 404, description = "No such repo or arch", body = ErrorBody),
+        (status = 409, description = "No signing key for the repository", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 async fn create_package_index(

@@ -128,6 +128,12 @@ impl From<StorageError> for ApiError {
 
 impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> Self {
+        // A key problem met while writing an index is the same key problem
+        // (a missing key is 409, not an internal error).
+        let e = match e {
+            PublishError::Index(IndexError::Key(key)) => PublishError::Key(key),
+            other => other,
+        };
         let status = match &e {
             PublishError::Storage(_)
             | PublishError::Index(IndexError::Storage(_))
@@ -190,6 +196,93 @@ impl From<TokenError> for ApiError {
     }
 }
 
+/// The error responses of the OpenAPI document, one type per status, each
+/// with the `{code, message}` body: handlers list in `responses(...)` those
+/// their code paths return (a 404 or 409 with its own description is
+/// written out where it is declared).
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::ErrorBody;
+
+    /// 400.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 400,
+        description = "Malformed request: a name in the path, query or body breaks the naming rules (see each parameter's `pattern`), a value is invalid, or the body does not parse"
+    )]
+    pub struct BadRequest(pub ErrorBody);
+
+    /// 401.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 401,
+        description = "No valid token: missing, malformed, unknown, revoked or expired (`WWW-Authenticate: Bearer`)"
+    )]
+    pub struct Unauthorized(pub ErrorBody);
+
+    /// 403.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 403,
+        description = "The token may not do this: out of its scope, or read-only"
+    )]
+    pub struct Forbidden(pub ErrorBody);
+
+    /// 408.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 408,
+        description = "The body stopped arriving, or the request took longer than `--request-timeout-secs`"
+    )]
+    pub struct Timeout(pub ErrorBody);
+
+    /// 413.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 413,
+        description = "Body too large (JSON bodies: 64 KiB; uploads: `--max-body-mib`)"
+    )]
+    pub struct TooLarge(pub ErrorBody);
+
+    /// 415 of a JSON body.
+    #[derive(IntoResponses)]
+    #[response(status = 415, description = "The body is not `application/json`")]
+    pub struct NotJson(pub ErrorBody);
+
+    /// 415 of an upload.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 415,
+        description = "The body is not `multipart/form-data` with a boundary"
+    )]
+    pub struct NotMultipart(pub ErrorBody);
+
+    /// 422 of a JSON body.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 422,
+        description = "The JSON body has a missing, unknown or mistyped field"
+    )]
+    pub struct BadJsonFields(pub ErrorBody);
+
+    /// 500.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 500,
+        description = "Internal error, such as a failing store: a generic message; the cause is logged on the server with the request id"
+    )]
+    pub struct Internal(pub ErrorBody);
+
+    /// 503 of an operation that writes a signed index.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 503,
+        description = "Other publishers kept the index busy for too long: retry"
+    )]
+    pub struct Busy(pub ErrorBody);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +319,14 @@ mod tests {
             (
                 PublishError::Storage(StorageError::backend("get", "k", "boom")),
                 500,
+            ),
+            (
+                PublishError::Index(IndexError::Key(KeyError::Missing {
+                    repo: "acme/debian/bookworm".into(),
+                    org: "acme".into(),
+                    distro: "debian".into(),
+                })),
+                409,
             ),
         ];
         for (error, status) in cases {

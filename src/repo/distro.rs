@@ -105,6 +105,14 @@ impl Distro {
         family: Family::Apk,
     };
 
+    /// Every distro this process knows: the built-in ones and those of [`DISTROS_ENV`].
+    pub fn all() -> impl Iterator<Item = Distro> {
+        known_distros().iter().map(|(name, family)| Distro {
+            name,
+            family: *family,
+        })
+    }
+
     /// Parses a distro name.
     pub fn parse(value: &str) -> Result<Self, NameError> {
         known_distros()

@@ -1608,6 +1608,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/health/ping"),
     ("get", "/health/ready"),
     ("head", "/health/ready"),
+    ("get", "/api/health/ping"),
+    ("get", "/api/health/ready"),
+    ("head", "/api/health/ready"),
     ("get", "/metrics"),
 ];
 

@@ -30,6 +30,7 @@ mod group_commit;
 mod hostile_http;
 mod index_limits;
 mod keys;
+mod openapi;
 mod repos;
 mod rpm;
 mod rpm_api;

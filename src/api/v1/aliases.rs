@@ -10,6 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::params::DistroPath;
 use crate::api::auth::Auth;
+use crate::api::error::responses::{
+    BadJsonFields, BadRequest, Busy, Forbidden, Internal, NotJson, TooLarge, Unauthorized,
+};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, JsonBody};
 use crate::repo::{Scope, SuiteId};
@@ -43,7 +46,14 @@ pub struct AliasTarget {
     path = "/api/v1/orgs/{org}/distros/{distro}/aliases",
     tag = "suites",
     params(DistroPath),
-    responses((status = 200, description = "Alias → suite", body = BTreeMap<String, String>))
+    responses(
+        (status = 200, description = "Alias → suite", body = BTreeMap<String, String>),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 pub(super) async fn list_aliases(
     State(state): State<ApiState>,
@@ -70,8 +80,16 @@ pub(super) async fn list_aliases(
     request_body = AliasTarget,
     responses(
         (status = 200, description = "The alias points at the suite", body = AliasTarget),
-        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 404, description = "No such organization or suite", body = ErrorBody),
         (status = 409, description = "The alias is a suite with packages, or the target is an alias", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
+        Busy,
     )
 )]
 pub(super) async fn put_alias(
@@ -107,6 +125,11 @@ pub(super) async fn put_alias(
     responses(
         (status = 200, description = "Removed; the suite it pointed to", body = AliasTarget),
         (status = 404, description = "No such alias", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 pub(super) async fn delete_alias(

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 
 use super::params::{ArchPath, ReindexQuery};
 use crate::api::auth::Auth;
+use crate::api::error::responses::{BadRequest, Busy, Forbidden, Internal, Unauthorized};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, repo_level, tree};
 use crate::repo::{Arch, RepoId};
@@ -61,6 +62,12 @@ pub(crate) async fn regenerate(
     responses(
         (status = 200, description = "The signed index is written", body = IndexStatus),
         (status = 404, description = "No such repository or arch", body = ErrorBody),
+        (status = 409, description = "No signing key for the repository", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 pub(super) async fn reindex(

@@ -6,6 +6,9 @@ use axum::http::StatusCode;
 
 use super::params::OrgPath;
 use crate::api::auth::Auth;
+use crate::api::error::responses::{
+    BadJsonFields, BadRequest, Forbidden, Internal, NotJson, TooLarge, Unauthorized,
+};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, JsonBody, org_level, parse_org};
 use crate::keys;
@@ -19,7 +22,14 @@ use crate::wire::{NewKey, PublicKeyInfo};
     path = "/api/v1/orgs/{org}/keys",
     tag = "keys",
     params(OrgPath),
-    responses((status = 200, description = "Public keys, served in the public tree at `path`", body = Vec<PublicKeyInfo>))
+    responses(
+        (status = 200, description = "Public keys, served in the public tree at `path`", body = Vec<PublicKeyInfo>),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 pub(super) async fn list_keys(
     State(state): State<ApiState>,
@@ -52,7 +62,15 @@ pub(super) async fn list_keys(
     request_body = NewKey,
     responses(
         (status = 201, description = "Generated; the public half is served at `path`", body = PublicKeyInfo),
-        (status = 409, description = "A key exists at that level", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 409, description = "A key exists at that level, or it would change which key signs a repository (without `replace`)", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
     )
 )]
 pub(super) async fn create_key(

@@ -6,6 +6,9 @@ use axum::http::StatusCode;
 
 use super::params::{DeleteOrgQuery, OrgPath};
 use crate::api::auth::Auth;
+use crate::api::error::responses::{
+    BadJsonFields, BadRequest, Forbidden, Internal, NotJson, TooLarge, Unauthorized,
+};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, JsonBody, org_level, parse_org, tree};
 use crate::repo::Org;
@@ -29,7 +32,8 @@ pub(super) async fn org_info(state: &ApiState, org: &Org) -> Result<OrgInfo, Api
     tag = "orgs",
     responses(
         (status = 200, description = "Organizations", body = Vec<OrgInfo>),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        Unauthorized,
+        Internal,
     )
 )]
 pub(super) async fn list_orgs(
@@ -61,9 +65,14 @@ pub(super) async fn list_orgs(
     request_body = NewOrg,
     responses(
         (status = 201, description = "Created", body = OrgInfo),
-        (status = 400, description = "Invalid or reserved name", body = ErrorBody),
-        (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 409, description = "Exists already", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
     )
 )]
 pub(super) async fn create_org(
@@ -93,6 +102,10 @@ pub(super) async fn create_org(
     responses(
         (status = 200, description = "The organization", body = OrgInfo),
         (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn get_org(
@@ -113,9 +126,12 @@ pub(super) async fn get_org(
     params(OrgPath, DeleteOrgQuery),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody),
-        (status = 409, description = "Not empty", body = ErrorBody),
+        (status = 409, description = "It has packages (and `force` is not set)", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn delete_org(

@@ -10,6 +10,9 @@ use utoipa::ToSchema;
 
 use super::params::{ArchQuery, ListQuery, PackagePath, RepoPath, UploadQuery};
 use crate::api::auth::Auth;
+use crate::api::error::responses::{
+    BadRequest, Busy, Forbidden, Internal, NotMultipart, Timeout, TooLarge, Unauthorized,
+};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::upload;
 use crate::api::{ApiState, repo_level, tree};
@@ -76,6 +79,10 @@ pub(crate) async fn listed(
     responses(
         (status = 200, description = "Packages, by arch and file name", body = Vec<PackageInfo>),
         (status = 404, description = "No such repository or arch", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn list_packages(
@@ -142,15 +149,19 @@ pub(crate) async fn publish_upload(
     params(RepoPath, UploadQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Published (or already there, `unchanged`), in every target arch", body = Vec<PublishedPackage>),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Token out of scope or read-only", body = ErrorBody),
+        (status = 201, description = "Published, in every target arch", body = Vec<PublishedPackage>),
+        (status = 200, description = "Already published: the same file (`unchanged`), in every target arch", body = Vec<PublishedPackage>),
         (status = 404, description = "No such organization, or no such repository without `create=true`", body = ErrorBody),
-        (status = 409, description = "A different package has this name and version", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not multipart/form-data", body = ErrorBody),
+        (status = 409, description = "A different package has this name and version, the name was removed less than the grace period ago, or no signing key for the repository", body = ErrorBody),
         (status = 422, description = "Not a valid package, or for another arch", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Timeout,
+        TooLarge,
+        NotMultipart,
+        Busy,
     )
 )]
 pub(super) async fn upload_package(
@@ -191,7 +202,13 @@ pub(super) async fn upload_package(
     params(PackagePath, ArchQuery),
     responses(
         (status = 200, description = "Removed from the signed index (the file stays downloadable for the grace period)", body = Vec<PackageInfo>),
-        (status = 404, description = "No such package", body = ErrorBody),
+        (status = 404, description = "No such repository, arch or package", body = ErrorBody),
+        (status = 409, description = "No signing key for the repository", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 pub(super) async fn delete_package(

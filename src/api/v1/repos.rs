@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 
 use super::params::{DistroPath, OrgPath, RepoPath, VersionPath};
 use crate::api::auth::Auth;
+use crate::api::error::responses::{
+    BadJsonFields, BadRequest, Busy, Forbidden, Internal, NotJson, TooLarge, Unauthorized,
+};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{
     ApiState, JsonBody, distro_level, org_level, parse_org, repo_level, tree, version_level,
@@ -20,7 +23,14 @@ use crate::wire::{DistroInfo, NewArches, RepoInfo, RepoSpec};
     path = "/api/v1/orgs/{org}/distros",
     tag = "repos",
     params(OrgPath),
-    responses((status = 200, description = "Distros with their versions", body = Vec<DistroInfo>))
+    responses(
+        (status = 200, description = "Distros with their versions", body = Vec<DistroInfo>),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 pub(super) async fn list_distros(
     State(state): State<ApiState>,
@@ -63,7 +73,14 @@ pub(crate) async fn distro_info(
     path = "/api/v1/orgs/{org}/distros/{distro}",
     tag = "repos",
     params(DistroPath),
-    responses((status = 200, description = "The distro and its versions", body = DistroInfo))
+    responses(
+        (status = 200, description = "The distro and its versions", body = DistroInfo),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 pub(super) async fn get_distro(
     State(state): State<ApiState>,
@@ -81,7 +98,14 @@ pub(super) async fn get_distro(
     path = "/api/v1/orgs/{org}/distros/{distro}/versions",
     tag = "repos",
     params(DistroPath),
-    responses((status = 200, description = "Versions", body = Vec<String>))
+    responses(
+        (status = 200, description = "Versions", body = Vec<String>),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+    )
 )]
 pub(super) async fn list_versions(
     State(state): State<ApiState>,
@@ -132,6 +156,10 @@ pub(crate) async fn repos_of(
     responses(
         (status = 200, description = "Repositories", body = Vec<RepoInfo>),
         (status = 404, description = "No such org or version", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn list_repos(
@@ -153,6 +181,10 @@ pub(super) async fn list_repos(
     responses(
         (status = 200, description = "The repository", body = RepoInfo),
         (status = 404, description = "No such repository", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn get_repo(
@@ -187,6 +219,15 @@ fn parse_arches(names: &[String]) -> Result<Vec<Arch>, ApiError> {
         (status = 201, description = "Created", body = RepoInfo),
         (status = 200, description = "Existed already", body = RepoInfo),
         (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 409, description = "No signing key for the repository (publishing its noarch packages into new arches signs their indexes)", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
+        Busy,
     )
 )]
 pub(super) async fn put_repo(
@@ -226,6 +267,10 @@ pub(super) async fn put_repo(
     responses(
         (status = 200, description = "Architectures", body = Vec<String>),
         (status = 404, description = "No such repository", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn list_arches(
@@ -248,7 +293,16 @@ pub(super) async fn list_arches(
     request_body = NewArches,
     responses(
         (status = 200, description = "All architectures now", body = Vec<String>),
-        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 404, description = "No such organization or repository", body = ErrorBody),
+        (status = 409, description = "No signing key for the repository (publishing its noarch packages into new arches signs their indexes)", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
+        Busy,
     )
 )]
 pub(super) async fn add_arches(

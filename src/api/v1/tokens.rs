@@ -8,6 +8,9 @@ use super::params::{LevelQuery, TokenPath};
 use crate::api::ApiState;
 use crate::api::JsonBody;
 use crate::api::auth::Auth;
+use crate::api::error::responses::{
+    BadJsonFields, BadRequest, Forbidden, Internal, NotJson, TooLarge, Unauthorized,
+};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::tokens::{TokenInfo, TokenLevel, parse_duration};
 use crate::wire::CreatedToken;
@@ -21,7 +24,11 @@ use crate::wire::NewToken;
     params(LevelQuery),
     responses(
         (status = 200, description = "Tokens (never their plaintext)", body = Vec<TokenInfo>),
-        (status = 403, description = "Not allowed to list these tokens", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn list_tokens(
@@ -42,8 +49,14 @@ pub(super) async fn list_tokens(
     request_body = NewToken,
     responses(
         (status = 201, description = "Created: `token` is shown only in this response", body = CreatedToken),
-        (status = 403, description = "Not allowed to create tokens there, or one that writes more or lives longer than the caller's", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        TooLarge,
+        NotJson,
+        BadJsonFields,
     )
 )]
 pub(super) async fn create_token(
@@ -81,6 +94,10 @@ pub(super) async fn create_token(
     responses(
         (status = 200, description = "Revoked", body = TokenInfo),
         (status = 404, description = "No such token at that level", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
     )
 )]
 pub(super) async fn revoke_token(
