@@ -14,6 +14,7 @@ mod packages;
 mod service;
 mod suite;
 mod token;
+mod verify;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -101,6 +102,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve the HTTP API and the public tree (for CI uploads, and `apk` with no cloud)
     Serve(ServeArgs),
+    /// Check a published repository over HTTP as a client would (exit status 0: good, 1: problems, 2: could not check)
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs a parsed command line.
@@ -113,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Check(args) if args.remote.server.is_some() => {
             return check::check(None, args, cli.global.json).await;
         }
+        Command::Verify(args) => return verify::verify(args, cli.global.json).await,
         _ => {}
     }
     let config = StoreConfig::parse(
@@ -148,6 +152,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(command) => token::token(&stores, command, json).await,
         Command::Check(args) => check::check(Some(publisher), &args, json).await,
         Command::Serve(args) => service::serve(stores, args).await,
+        Command::Verify(_) => unreachable!("verify opens no store"),
     }
 }
 
