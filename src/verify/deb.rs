@@ -251,13 +251,16 @@ fn check_fields(url: &Url, text: &str, suite: &str, report: &mut Report) -> bool
         }
     };
     let mut need = |name: &str, why: &str| {
-        if fields.get(name).is_none_or(|v| v.trim().is_empty()) {
+        if fields
+            .get(&name.to_ascii_lowercase())
+            .is_none_or(|v| v.trim().is_empty())
+        {
             report.problem(url.as_str(), format!("no `{name}:` field ({why})"));
         }
     };
-    need("architectures", "apt skips every arch it was not told of");
-    need("components", "apt warns the component is not in the suite");
-    need("sha256", "apt refuses a Release without strong hashes");
+    need("Architectures", "apt skips every arch it was not told of");
+    need("Components", "apt warns the component is not in the suite");
+    need("SHA256", "apt refuses a Release without strong hashes");
     if !fields.contains_key("suite") && !fields.contains_key("codename") {
         report.problem(
             url.as_str(),
@@ -447,14 +450,14 @@ mod tests {
         assert!(check_fields(&url(), good, "bookworm", &mut report));
         assert!(report.problems.is_empty(), "{:?}", report.problems);
 
-        let bad = "Origin: acme\nDate: Sat, 10 Aug 2999 09:09:13 UTC\nValid-Until: Sat, 10 Aug 2001 09:09:13 UTC\n";
+        let bad = "Origin: acme\nDate: Sat, 10 Aug 2999 09:09:13 UTC\nValid-Until: Fri, 10 Aug 2001 09:09:13 UTC\n";
         let mut report = Report::new("u", "deb", false);
         assert!(!check_fields(&url(), bad, "bookworm", &mut report));
         let all: Vec<&str> = report.problems.iter().map(|p| p.problem.as_str()).collect();
         for want in [
             "Architectures",
             "Components",
-            "sha256",
+            "SHA256",
             "Suite",
             "future",
             "expired",

@@ -48,9 +48,18 @@ impl PrimaryScanner {
                 }
             }
             let Some(start) = find_package_start(&self.buffer) else {
-                // Keep a tail that may hold the start of `<package`.
-                let keep = self.buffer.len().min(16);
-                self.buffer.drain(..self.buffer.len() - keep);
+                // Keep a tail that may hold the start of `<package` (and
+                // everything until the `<metadata …>` tag is whole).
+                if self.declared.is_some() {
+                    let keep = self.buffer.len().min(16);
+                    self.buffer.drain(..self.buffer.len() - keep);
+                } else if self.buffer.len() > MAX_PACKAGE_XML {
+                    self.problems.push(format!(
+                        "no <metadata> tag in the first {MAX_PACKAGE_XML} bytes"
+                    ));
+                    self.overflow = true;
+                    self.buffer = Vec::new();
+                }
                 return;
             };
             let Some(len) = find(&self.buffer[start..], b"</package>") else {
