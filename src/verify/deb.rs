@@ -142,7 +142,8 @@ pub async fn verify(
             continue;
         }
         checks.push(index_check(url.clone(), entry));
-        if by_hash {
+        // apt fetches indexes by hash, not the per-arch `Release` files.
+        if by_hash && !entry.path.ends_with("Release") {
             let dir = entry.path.rsplit_once('/').map_or("", |(d, _)| d);
             let hashed = format!("{dir}/by-hash/SHA256/{}", entry.sha256);
             if let Some(url) = join(&dists, hashed.trim_start_matches('/')) {
@@ -311,35 +312,39 @@ async fn check_packages(
     entries: &[ReleaseEntry],
     report: &mut Report,
 ) {
-    let mut chosen: BTreeMap<&str, &ReleaseEntry> = BTreeMap::new();
     let rank = |p: &str| match p.rsplit_once('/').map_or(p, |(_, f)| f) {
         "Packages" => Some(0),
         "Packages.gz" => Some(1),
         "Packages.xz" => Some(2),
         _ => None,
     };
+    // Each folder's `Packages` forms, as apt tries them.
+    let mut forms: BTreeMap<&str, Vec<&ReleaseEntry>> = BTreeMap::new();
     for entry in entries {
-        let Some(r) = rank(&entry.path) else { continue };
-        let dir = entry.path.rsplit_once('/').map_or("", |(d, _)| d);
-        if chosen
-            .get(dir)
-            .is_none_or(|e| rank(&e.path).unwrap_or(9) > r)
-        {
-            chosen.insert(dir, entry);
+        if rank(&entry.path).is_some() {
+            let dir = entry.path.rsplit_once('/').map_or("", |(d, _)| d);
+            forms.entry(dir).or_default().push(entry);
         }
     }
     let mut debs: BTreeMap<String, FileCheck> = BTreeMap::new();
-    for entry in chosen.values() {
-        let Some(url) = join(dists, &entry.path) else {
-            continue;
-        };
-        let bytes = match fetcher.get(&url, MAX_INDEX_BYTES).await {
-            Ok(Some(b)) => b,
-            Ok(None) => continue, // reported by the Release check
-            Err(e) => {
-                report.unchecked(url.as_str(), e.to_string());
+    for (dir, mut candidates) in forms {
+        candidates.sort_by_key(|e| rank(&e.path));
+        let mut found = None;
+        for entry in &candidates {
+            let Some(url) = join(dists, &entry.path) else {
                 continue;
+            };
+            match fetcher.get(&url, MAX_INDEX_BYTES).await {
+                Ok(Some(b)) => {
+                    found = Some((*entry, url, b));
+                    break;
+                }
+                Ok(None) => {} // reported by the Release check when it matters
+                Err(e) => report.unchecked(url.as_str(), e.to_string()),
             }
+        }
+        let Some((entry, url, bytes)) = found else {
+            continue;
         };
         let text = match inflate(&entry.path, &bytes) {
             Ok(t) => t,
@@ -348,6 +353,27 @@ async fn check_packages(
                 continue;
             }
         };
+        // apt checks what it inflates against the uncompressed entry.
+        let plain = format!("{dir}/Packages");
+        if let Some(listed) = candidates
+            .iter()
+            .find(|e| e.path == plain && e.path != entry.path)
+        {
+            use sha2::Digest as _;
+            let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+            if sha != listed.sha256.to_ascii_lowercase() || text.len() as u64 != listed.size {
+                report.problem(
+                    url.as_str(),
+                    format!(
+                        "inflates to {} bytes with SHA-256 {sha}; Release lists {plain} as {} \
+                         bytes with {} (apt: Hash Sum mismatch)",
+                        text.len(),
+                        listed.size,
+                        listed.sha256
+                    ),
+                );
+            }
+        }
         for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
             let fields: BTreeMap<String, String> = match parse_control(stanza.as_bytes()) {
                 Ok(f) => f

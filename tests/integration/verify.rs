@@ -424,11 +424,14 @@ fn rpm_checks(base: &str, fedora: &Path, pgp: &Path) {
             assert_names(&run, "repodata/repomd.xml.asc", "repomd.xml re-signed");
         },
     );
-    let primary = std::fs::read_dir(&repodata)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-primary.xml.gz"))
-        .expect("a primary.xml.gz");
+    let href =
+        packages::formats::rpm::repodata::parse_repomd(std::str::from_utf8(&repomd).unwrap())
+            .unwrap()
+            .into_iter()
+            .find(|d| d.kind == "primary")
+            .expect("a primary record")
+            .href;
+    let primary = arch_dir.join(&href);
     tampered(
         &primary,
         |b| Some(b[..b.len() / 2].to_vec()),
