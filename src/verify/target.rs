@@ -230,7 +230,7 @@ fn arch_list(given: &[String], known: &[&str]) -> Vec<String> {
 fn apk_arch(url: Url, dir: Url) -> Target {
     let arch = dir
         .path_segments()
-        .and_then(|s| s.filter(|s| !s.is_empty()).next_back())
+        .and_then(|mut s| s.rfind(|s| !s.is_empty()))
         .unwrap_or("")
         .to_owned();
     Target {
@@ -309,10 +309,8 @@ pub fn parse_repo_file(text: &str) -> Vec<RepoSection> {
             .split(|c: char| c.is_whitespace() || c == ',')
             .filter(|w| !w.is_empty());
         match key.as_str() {
-            "baseurl" => {
-                if section.baseurl.is_none() {
-                    section.baseurl = words.map(str::to_owned).next();
-                }
+            "baseurl" if section.baseurl.is_none() => {
+                section.baseurl = words.map(str::to_owned).next();
             }
             "gpgkey" => section.gpgkeys.extend(words.map(str::to_owned)),
             _ => {}
