@@ -19,6 +19,7 @@ mod repo;
 mod service;
 mod suite;
 mod token;
+mod verify;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -116,11 +117,17 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve the HTTP API and the public tree (for CI uploads, and `apk` with no cloud)
     Serve(ServeArgs),
+    /// Check a published repository over HTTP as a client would (exit status 0: good, 1: problems, 2: could not check)
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     // Remote mode talks to a server and never opens a store.
+    // `verify` reads a published repository over HTTP: no store, no server.
+    if let Command::Verify(args) = &cli.command {
+        return verify::verify(args, cli.global.json).await;
+    }
     if remote::is_remote(&cli.global.remote) {
         return remote::run(&cli.global.remote, cli.command, cli.global.json).await;
     }
@@ -171,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(command) => token::token(publisher, command, json).await,
         Command::Check(args) => check::check(publisher.into(), &args, json).await,
         Command::Serve(args) => service::serve(stores, args).await,
+        Command::Verify(_) => unreachable!("verify opens no store"),
     }
 }
 

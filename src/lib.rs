@@ -26,6 +26,7 @@
 //! - [`doctor`]: store checks (reachability, conditional writes, clock skew, private-tree exposure).
 //! - [`apkbuild`]: reads `pkgname`/`pkgver`/`pkgrel` from an `APKBUILD` (for `packages check`).
 //! - [`cli`]: the command line.
+//! - [`verify`]: checks a published repository over HTTP as its clients would (`packages verify URL`).
 //! - [`leftovers`]: cleans what a killed process left on local disk (staged uploads and writes).
 
 pub mod api;
@@ -46,4 +47,5 @@ pub mod signing;
 pub mod storage;
 pub mod stores;
 pub mod tokens;
+pub mod verify;
 pub mod wire;

@@ -44,4 +44,5 @@ mod settings;
 mod storage;
 mod store_v1;
 mod tokens;
+mod verify;
 mod watchdog;
