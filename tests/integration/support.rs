@@ -315,8 +315,7 @@ where
     Fut: Future<Output = ()>,
 {
     let backend = Backend::parse(backend);
-    let _watchdog =
-        crate::watchdog::arm(std::thread::current().name().unwrap_or("a backend test"));
+    let _watchdog = crate::watchdog::arm(std::thread::current().name().unwrap_or("a backend test"));
     let Some(ctx) = Ctx::new(backend) else {
         return;
     };
