@@ -215,10 +215,10 @@ async fn concurrent_publishers_lose_no_entry(ctx: Ctx) {
     // Several publishers (no shared group commit), new arches and versions
     // created at the same time, and many packages into one arch.
     let dir = tempfile::tempdir().unwrap();
-    let arches = ["x86_64", "aarch64", "armv7", "ppc64le"];
+    let arches: [&'static str; 4] = ["x86_64", "aarch64", "armv7", "ppc64le"];
     let versions = ["v3.19", "edge"];
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, arch) in arches.iter().enumerate() {
+    for (i, arch) in arches.into_iter().enumerate() {
         for version in versions {
             for n in 0..3 {
                 let apk = ApkBuilder::new(&format!("p{i}x{n}"), "1.0-r0", arch)
@@ -292,8 +292,26 @@ async fn debian_and_rpm_pages(ctx: Ctx) {
     assert!(suite.contains("archive-keyring.gpg"), "{suite}");
     links_resolve(&stores, &suite_url, &suite).await;
 
-    let rpm = crate::rpm::setup_fedora(&stores).await;
-    crate::rpm::publish_all(&rpm).await;
+    // The same org (created above) gets a Fedora key and repository.
+    let fedora = packages::repo::Scope::new(
+        packages::repo::Org::parse(ORG).unwrap(),
+        Some(packages::repo::Distro::parse("fedora").unwrap()),
+        None,
+        None,
+    )
+    .unwrap();
+    packages::keys::import_with(
+        &stores,
+        &fedora,
+        &crate::deb::test_pgp_key(),
+        &packages::keys::ChangeOptions {
+            algorithm: packages::signing::Algorithm::OpenPgp,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("import the OpenPGP key");
+    crate::rpm::publish_all(&Publisher::new(stores.clone()).with_public_url(None)).await;
     let releases = page(&stores, &format!("/{ORG}/fedora/")).await;
     assert!(
         releases.contains(&format!(
