@@ -7,7 +7,7 @@
 //! | kind | class | `Cache-Control` |
 //! |---|---|---|
 //! | package files, content-named metadata (`by-hash/`, `repodata/<sha>-…`) | [`CacheClass::Immutable`] | `public, max-age=31536000, immutable` |
-//! | signed indexes and their roots (`APKINDEX.tar.gz`, `InRelease`, `Release*`, `repomd.xml*`) | [`CacheClass::Index`] | `public, max-age=60, must-revalidate` |
+//! | signed indexes and their roots (`APKINDEX.tar.gz`, `InRelease`, `Release*`, `repomd.xml*`), browse pages (`index.html`) | [`CacheClass::Index`] | `public, max-age=60, must-revalidate` |
 //! | public keys, `.repo` files | [`CacheClass::Medium`] | `public, max-age=3600` |
 //!
 //! THE CDN USES THE SAME LIFETIMES: `cache_ttl` in `terraform/modules/packages/locals.tf` sets
@@ -45,6 +45,9 @@ pub enum ObjectKind {
     PublicKey,
     /// A `.repo` file (dnf/yum client configuration).
     RepoFile,
+    /// A browse page (`index.html`, [`crate::browse`]): rewritten with the index it shows,
+    /// so it is cached like one.
+    Page,
 }
 
 /// How long a kind of object may be cached.
@@ -60,19 +63,20 @@ pub enum CacheClass {
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 5] = [
+    pub const ALL: [ObjectKind; 6] = [
         ObjectKind::Package,
         ObjectKind::ContentNamed,
         ObjectKind::SignedIndex,
         ObjectKind::PublicKey,
         ObjectKind::RepoFile,
+        ObjectKind::Page,
     ];
 
     /// The cache class of this kind.
     pub const fn cache_class(self) -> CacheClass {
         match self {
             ObjectKind::Package | ObjectKind::ContentNamed => CacheClass::Immutable,
-            ObjectKind::SignedIndex => CacheClass::Index,
+            ObjectKind::SignedIndex | ObjectKind::Page => CacheClass::Index,
             ObjectKind::PublicKey | ObjectKind::RepoFile => CacheClass::Medium,
         }
     }
@@ -118,6 +122,9 @@ impl ObjectKind {
         }
         if name.ends_with(".repo") {
             return Some(ObjectKind::RepoFile);
+        }
+        if name == "index.html" {
+            return Some(ObjectKind::Page);
         }
         None
     }
@@ -201,6 +208,10 @@ mod tests {
             "public, max-age=3600"
         );
         assert_eq!(ObjectKind::RepoFile.cache_class(), CacheClass::Medium);
+        assert_eq!(
+            ObjectKind::Page.cache_control(),
+            ObjectKind::SignedIndex.cache_control()
+        );
         // Only immutable objects say so: a cache must revalidate everything else.
         for kind in ObjectKind::ALL {
             let immutable = kind.cache_control().contains("immutable");
@@ -254,6 +265,8 @@ mod tests {
                 Some(Package),
             ),
             ("acme/fedora/acme.repo", Some(RepoFile)),
+            ("acme/alpine/index.html", Some(Page)),
+            ("acme/debian/dists/bookworm/index.html", Some(Page)),
             // A package whose name merely starts like an index member is still a package.
             (
                 "acme/debian/pool/main/p/packages-tool/Packages-tool_1.0_all.deb",

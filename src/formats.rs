@@ -141,6 +141,21 @@ pub trait Format: Clone + Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// The browse page of a root ([`crate::browse`]): rendered from the same
+    /// parts as the root file (`ids[i]` names `parts[i]`: the chunk's
+    /// content id, so rows read from a part can be kept), written right after
+    /// the root file and before the marker completes. `keys` is the key set
+    /// the root is signed with, when known. None by default.
+    fn browse_page(
+        &self,
+        _root: &RootId,
+        _parts: &[Part<Self::PartMeta>],
+        _ids: &[String],
+        _keys: Option<&KeySet>,
+    ) -> Option<(Key, Vec<u8>)> {
+        None
+    }
+
     /// Whether the core keeps every chunk's part in one private object
     /// beside the marker, so a publish copies unchanged parts from it instead
     /// of re-rendering them: for formats whose root file holds no parts

@@ -20,6 +20,8 @@
 //! - [`tokens`]: API tokens: plaintext shown once, stored as SHA-256 per level, cached look-ups, scopes.
 //! - [`api`]: the HTTP API (v1, the compatibility API, health, metrics, OpenAPI).
 //! - [`serve`]: the HTTP server: the API next to the public tree.
+//! - [`browse`]: the static `index.html` browse pages of the public tree (packages,
+//!   install snippets, keys), written with the indexes.
 //! - [`wire`]: what crosses the wire: the v1 API's JSON bodies and the client of the
 //!   CLI's remote mode, shared by [`api`] and [`cli`] so neither imports the other.
 //! - [`config`]: store locations and limits, read once.
@@ -31,6 +33,7 @@
 
 pub mod api;
 pub mod apkbuild;
+pub mod browse;
 pub mod cache_rules;
 pub mod cli;
 pub mod config;

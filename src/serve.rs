@@ -5,6 +5,10 @@
 //! every request path is decoded, checked segment by segment, and then
 //! prefixed with `static/`; there is no route that names another prefix.
 //!
+//! A folder URL (`/acme/alpine/`) serves the folder's browse page
+//! (`index.html`, [`crate::browse`]); the folder named without its `/`
+//! redirects there when it has one.
+//!
 //! `packages serve` runs [`run_service`]: [`crate::api::router`], the API
 //! under `/api`, `/health` and `/metrics`, with this public tree as the
 //! fallback for every other path (`/<org>/alpine/...`; no org may be named
@@ -202,6 +206,31 @@ pub fn public_key_for(path: &str) -> Option<String> {
     Some(format!("{STATIC_PREFIX}{relative}"))
 }
 
+/// Maps a folder URL (`/acme/alpine/`, ending in `/`) to the key of its
+/// browse page (`static/acme/alpine/index.html`), under the same rules as
+/// [`public_key_for`]; the page is always in the public tree.
+pub fn page_key_for(path: &str) -> Option<String> {
+    let folder = path.strip_suffix('/')?;
+    let key = public_key_for(&format!("{folder}/index.html"))?;
+    // Only a folder URL: `/a/index.html/` is not one.
+    (!folder.is_empty() && !folder.ends_with("/index.html")).then_some(key)
+}
+
+/// A redirect from a folder named without its `/` to the folder URL, so the
+/// page's relative links resolve.
+fn to_folder(uri: &Uri) -> Response {
+    let location = format!("{}/", uri.path());
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, value)],
+            "moved\n",
+        )
+            .into_response(),
+        Err(_) => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
 async fn serve_public(
     State(tree): State<PublicTree>,
     method: Method,
@@ -211,13 +240,22 @@ async fn serve_public(
     if method != Method::GET && method != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    let Some(key) = public_key_for(uri.path()) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
+    let (key, folder) = match public_key_for(uri.path()) {
+        Some(key) => (key, false),
+        None => match page_key_for(uri.path()) {
+            Some(key) => (key, true),
+            None => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        },
     };
     let store = tree.stores.public();
     let meta = match store.head(&key).await {
         Ok(Some(meta)) => meta,
         Ok(None) | Err(StorageError::InvalidKey { .. }) => {
+            // A folder named without its `/` that has a page: send the folder URL.
+            let page = format!("{key}/index.html");
+            if !folder && matches!(store.head(&page).await, Ok(Some(_))) {
+                return to_folder(&uri);
+            }
             return plain(StatusCode::NOT_FOUND, "not found\n");
         }
         Err(e) => {
@@ -311,6 +349,31 @@ async fn serve_public(
 #[cfg(test)]
 mod tests {
     use super::public_key_for;
+
+    #[test]
+    fn maps_folder_urls_to_their_page() {
+        use super::page_key_for;
+        assert_eq!(
+            page_key_for("/acme/alpine/").as_deref(),
+            Some("static/acme/alpine/index.html")
+        );
+        assert_eq!(
+            page_key_for("/acme/debian/dists/bookworm/").as_deref(),
+            Some("static/acme/debian/dists/bookworm/index.html")
+        );
+        for bad in [
+            "/",
+            "//",
+            "/acme",
+            "/../config/",
+            "/%2e%2e/config/acme/",
+            "/a//",
+            "/.git/",
+            "/a/index.html/",
+        ] {
+            assert_eq!(page_key_for(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn maps_only_plain_paths() {

@@ -55,6 +55,11 @@ pub(super) enum Publication {
     Current,
     /// Another writer is ahead or raced us: re-read the state and try again.
     Retry,
+    /// This call wrote the root file and its browse page, then lost the
+    /// marker to a writer of another state: that writer's page may have
+    /// landed before this one, so publish again (`force`) rather than take
+    /// the newer state as current.
+    Superseded,
 }
 
 fn mode_for(etag: Option<String>, conditional: bool) -> PutMode {
@@ -107,6 +112,9 @@ pub(super) async fn forget(stores: &Stores, root: &RootId) -> Result<(), IndexEr
 /// Parts of chunks this round changed come from `fresh`, unchanged ones from
 /// the published file (when the marker describes it) or their records.
 /// `key` is the signing key, loaded here once per publish if not given.
+/// `force` publishes even when the marker says the files show the state
+/// (after [`Publication::Superseded`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn publish_root<F: Format>(
     stores: &Stores,
     format: &F,
@@ -115,6 +123,7 @@ pub(super) async fn publish_root<F: Format>(
     conditional: bool,
     fresh: &BTreeMap<u32, Part<F::PartMeta>>,
     key: &mut Option<F::SignKey>,
+    force: bool,
 ) -> Result<Publication, IndexError> {
     use futures::{StreamExt, TryStreamExt};
     let marker_key = Key::IndexMarker(root.clone());
@@ -128,7 +137,7 @@ pub(super) async fn publish_root<F: Format>(
     };
     let digest = manifest.digest();
     let newer = conditional && marker.generation > manifest.generation;
-    if marker.complete && (marker.state_digest == digest || newer) {
+    if !force && marker.complete && (marker.state_digest == digest || newer) {
         // Probably current: a HEAD tells.
         let current = stores.head(&root_key).await?;
         if current.is_some_and(|c| c.etag == marker.index_etag) {
@@ -161,10 +170,17 @@ pub(super) async fn publish_root<F: Format>(
         Err(e) => return Err(e.into()),
     };
 
-    // The one signing-key look-up of the publish.
-    if key.is_none() && format.signed() {
-        let set = keys::key_set_for_scope(stores, &root.scope()).await?;
-        *key = Some(format.pick_key(&set)?);
+    // The one signing-key look-up of the publish (cached per process: the
+    // browse page shows the set's public keys).
+    let mut key_set = None;
+    if format.signed() {
+        if key.is_none() {
+            let set = keys::key_set_for_scope(stores, &root.scope()).await?;
+            *key = Some(format.pick_key(&set)?);
+            key_set = Some(set);
+        } else {
+            key_set = keys::key_set_for_scope(stores, &root.scope()).await.ok();
+        }
     }
     let key = key.clone();
     let previous = match &current {
@@ -219,6 +235,8 @@ pub(super) async fn publish_root<F: Format>(
     let rendered = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
         let (format, root) = (format_, root_);
         let mut rendered = format.render_root(&root, &parts);
+        let part_ids: Vec<String> = ids.iter().map(|(k, id)| format!("{k}-{id}")).collect();
+        let page = format.browse_page(&root, &parts, &part_ids, key_set.as_deref());
         // Formats whose root file holds no parts keep them in one private
         // object, headed by the state digest it was rendered from.
         let cache = format.caches_parts().then(|| {
@@ -250,11 +268,11 @@ pub(super) async fn publish_root<F: Format>(
             ),
             None => (body, Vec::new()),
         };
-        Ok((rendered, bytes, signed, layout, cache))
+        Ok((rendered, bytes, signed, layout, cache, page))
     })
     .await
     .map_err(|e| StorageError::backend("render", &root_key.path(), e))?;
-    let (rendered, bytes, signed, layout, cache) = rendered?;
+    let (rendered, bytes, signed, layout, cache, page) = rendered?;
     if let Some(cache) = cache {
         stores
             .put(
@@ -280,6 +298,15 @@ pub(super) async fn publish_root<F: Format>(
         }
         Err(e) => return Err(e.into()),
     };
+    // The browse page, from the same parts, once the index it shows is out
+    // and before the marker says so: a crash here leaves the marker
+    // incomplete and the next publish writes both again.
+    let wrote_page = page.is_some();
+    if let Some((page_key, html)) = page {
+        stores
+            .put(&page_key, html.into(), PutMode::Overwrite)
+            .await?;
+    }
     let done = Marker {
         generation: manifest.generation,
         state_digest: digest,
@@ -301,6 +328,8 @@ pub(super) async fn publish_root<F: Format>(
                 .is_some_and(|m| m.state_digest == done.state_digest);
             Ok(if same {
                 Publication::Wrote
+            } else if wrote_page {
+                Publication::Superseded
             } else {
                 Publication::Retry
             })

@@ -102,6 +102,7 @@ pub async fn reindex_with<F: Format>(
     }
     let mut key = known.key;
     let mut wrote_index = false;
+    let mut force = false;
     let mut vanished: Option<Option<String>> = None;
     for round in 0..MAX_ROUNDS {
         let started = Instant::now();
@@ -229,6 +230,7 @@ pub async fn reindex_with<F: Format>(
             conditional,
             &fresh,
             &mut key,
+            force,
         )
         .await?
         {
@@ -238,7 +240,13 @@ pub async fn reindex_with<F: Format>(
                 backoff(round).await;
                 continue;
             }
+            Publication::Superseded => {
+                force = true;
+                backoff(round).await;
+                continue;
+            }
         }
+        force = false;
         clean_pending(stores, format, &touched, &pending, conditional).await?;
         clean_merged(stores, &already, conditional).await?;
         let done = Reindexed {
@@ -251,6 +259,7 @@ pub async fn reindex_with<F: Format>(
         // one holds: every change pending at the call is published. Changes
         // that arrived since are their writers' to wait for.
         if conditional {
+            browse_upkeep(stores, root).await;
             return Ok(done);
         }
         // Without conditional writes a writer that read an older state may
@@ -265,11 +274,22 @@ pub async fn reindex_with<F: Format>(
         });
         let current_etag = stores.head(&state_key).await?.map(|m| m.etag);
         if nothing_new && current_etag == state_etag {
+            browse_upkeep(stores, root).await;
             return Ok(done);
         }
         backoff(round).await;
     }
     Err(IndexError::Contended(root.clone()))
+}
+
+/// After a commit: the browse pages above `root` name it
+/// ([`crate::browse::ensure_listed`]; nothing to do on a warm process). The
+/// commit is done and acknowledged whatever happens here: a failure is
+/// logged and the next commit of the root tries again.
+async fn browse_upkeep(stores: &Stores, root: &RootId) {
+    if let Err(e) = crate::browse::ensure_listed(stores, root).await {
+        tracing::warn!(root = %root, error = %e, "browse pages not updated");
+    }
 }
 
 /// A root without a manifest whose root file an older release wrote (settings)

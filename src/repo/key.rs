@@ -211,6 +211,13 @@ pub enum Key {
     /// --import` and the `.repo` file's `gpgkey=`:
     /// `<repo dir>/RPM-GPG-KEY-<org>-<distro>-<version>-<repo>.asc`.
     RpmKey(RepoId),
+    /// A browse page (`index.html`) of a public folder, written by
+    /// [`crate::browse`]: `<dir>/index.html`, `dir` relative to the public
+    /// tree and built there from typed ids.
+    Page {
+        /// The folder, without leading or trailing `/`.
+        dir: String,
+    },
     /// A package file in one arch of a repo.
     Package {
         /// Where.
@@ -361,6 +368,7 @@ impl Key {
                 rpm_repo_dir(repo),
                 rpm_repo_id(repo)
             ),
+            Key::Page { dir } => format!("{STATIC_PREFIX}{dir}/index.html"),
         }
     }
 
@@ -375,7 +383,8 @@ impl Key {
             | Key::RpmPackage { .. }
             | Key::Repodata { .. }
             | Key::RepoFile(_)
-            | Key::RpmKey(_) => Tree::Public,
+            | Key::RpmKey(_)
+            | Key::Page { .. } => Tree::Public,
             _ => Tree::Private,
         }
     }
@@ -490,6 +499,7 @@ impl Key {
             }
             Key::RepoFile(_) => ObjectKind::RepoFile,
             Key::RpmKey(_) => ObjectKind::PublicKey,
+            Key::Page { .. } => ObjectKind::Page,
             Key::Dists { file, .. } => match file {
                 DistsFile::ByHash { .. } => ObjectKind::ContentNamed,
                 DistsFile::Keyring { .. } => ObjectKind::PublicKey,
@@ -532,6 +542,8 @@ pub fn content_type_for(path: &str) -> &'static str {
         || path.ends_with("/Packages")
     {
         "text/plain; charset=utf-8"
+    } else if path.ends_with(".html") {
+        "text/html; charset=utf-8"
     } else if path.ends_with(".json") {
         "application/json"
     } else {

@@ -183,6 +183,12 @@ async fn publish_and_verify(ctx: Ctx, layout: Layout) {
     }
     expected.push(t.key("x86_64", "APKINDEX.tar.gz"));
     expected.push(t.key("aarch64", "APKINDEX.tar.gz"));
+    // A browse page in each folder from the org down (src/browse.rs).
+    expected.push(t.key("x86_64", "index.html"));
+    expected.push(t.key("aarch64", "index.html"));
+    for folder in ["", "alpine/", "alpine/v3.20/", "alpine/v3.20/main/"] {
+        expected.push(format!("static/{ORG}/{folder}index.html"));
+    }
     expected.sort();
     assert_eq!(public, expected, "the public tree");
 

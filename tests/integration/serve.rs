@@ -163,13 +163,18 @@ async fn serves_indexes_packages_and_keys(ctx: Ctx) {
     for path in [
         url(&t, "x86_64", "nope-1.0-r0.apk"),
         url(&t, "riscv64", "APKINDEX.tar.gz"),
-        format!("/{ORG}/alpine/v3.20/main/x86_64/"),
-        format!("/{ORG}/alpine/v3.20/main/x86_64"),
+        format!("/{ORG}/alpine/v3.20/main/riscv64/"),
         "/".to_owned(),
     ] {
         let r = get(&t, &path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
     }
+    // A folder URL serves its browse page; without the `/` it redirects there.
+    let folder = format!("/{ORG}/alpine/v3.20/main/x86_64/");
+    assert_eq!(get(&t, &folder).await.status, StatusCode::OK, "{folder}");
+    let r = get(&t, folder.trim_end_matches('/')).await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header(header::LOCATION).as_deref(), Some(folder.as_str()));
 
     // Only GET and HEAD.
     for method in [Method::POST, Method::PUT, Method::DELETE] {

@@ -110,6 +110,22 @@ impl Format for Alpine {
         split_signed(published).map(|(_, _, unsigned)| unsigned)
     }
 
+    fn browse_page(
+        &self,
+        root: &RootId,
+        parts: &[Part<SegmentMeta>],
+        ids: &[String],
+        keys: Option<&KeySet>,
+    ) -> Option<(Key, Vec<u8>)> {
+        use crate::browse::{Level, root_page_from_parts, rows};
+        let level = Level::Arch(root_arch(root).clone());
+        Some(root_page_from_parts(&level, parts, ids, keys, |part| {
+            rows::inflate(&part.bytes, part.meta.text_len)
+                .map(|text| rows::apk_rows(&text))
+                .unwrap_or_default()
+        }))
+    }
+
     fn sign(&self, body: Vec<u8>, key: &SigningKey) -> Result<Vec<u8>, KeyError> {
         Ok(sign_unsigned(body, key))
     }

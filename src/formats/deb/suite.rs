@@ -394,6 +394,41 @@ impl Format for DebSuite {
         true
     }
 
+    fn browse_page(
+        &self,
+        root: &RootId,
+        parts: &[Part<SuiteParts>],
+        ids: &[String],
+        keys: Option<&KeySet>,
+    ) -> Option<(Key, Vec<u8>)> {
+        use crate::browse::{Level, root_page_from_parts, rows};
+        let level = Level::Suite(root_suite(root).clone());
+        Some(root_page_from_parts(&level, parts, ids, keys, |part| {
+            // Each section's text, then its deflate segment.
+            let mut out = Vec::new();
+            let mut at = 0usize;
+            for section in &part.meta.sections {
+                let (Ok(text_len), Ok(deflate_len)) = (
+                    usize::try_from(section.text_len),
+                    usize::try_from(section.deflate_len),
+                ) else {
+                    break;
+                };
+                let Some(text) = part.bytes.get(at..at.saturating_add(text_len)) else {
+                    break;
+                };
+                // `Filename:` is below the distro folder, two up from `dists/<suite>/`.
+                out.extend(rows::deb_rows(
+                    &String::from_utf8_lossy(text),
+                    &section.component,
+                    "../../",
+                ));
+                at = at.saturating_add(text_len).saturating_add(deflate_len);
+            }
+            out
+        }))
+    }
+
     fn sign(&self, body: Vec<u8>, key: &SuiteKeys) -> Result<Vec<u8>, KeyError> {
         sign_with(key, &body, SignatureFormat::Cleartext)
     }

@@ -273,6 +273,27 @@ impl Format for RpmRepo {
         true
     }
 
+    fn browse_page(
+        &self,
+        root: &RootId,
+        parts: &[Part<RpmParts>],
+        ids: &[String],
+        keys: Option<&KeySet>,
+    ) -> Option<(Key, Vec<u8>)> {
+        use crate::browse::{Level, root_page_from_parts, rows};
+        let level = Level::Arch(root_arch(root).clone());
+        Some(root_page_from_parts(&level, parts, ids, keys, |part| {
+            // The `primary` segment comes first.
+            let primary = &part.meta.segments[0];
+            usize::try_from(primary.deflate_len)
+                .ok()
+                .and_then(|len| part.bytes.get(..len))
+                .and_then(|segment| rows::inflate(segment, primary.text_len))
+                .map(|xml| rows::rpm_rows(&xml))
+                .unwrap_or_default()
+        }))
+    }
+
     fn sign(&self, body: Vec<u8>, _key: &SuiteKeys) -> Result<Vec<u8>, KeyError> {
         // `repomd.xml` itself stays as rendered: its signature is a file of
         // its own (`signed_files`).
