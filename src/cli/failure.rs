@@ -20,7 +20,12 @@ pub fn failure_status(command: &super::Command) -> u8 {
 /// Prints a failure: `error: <message with its causes>` on stderr, or with
 /// `json` the object `{"error": {"code": CODE, "message": MESSAGE}}` on stdout.
 pub fn print_failure(error: &anyhow::Error, json: bool) {
-    let message = format!("{error:#}");
+    let message = match error.downcast_ref::<ClientError>() {
+        // In JSON the code carries the status: the server's own message is
+        // what direct mode prints.
+        Some(ClientError::Api { message, .. }) if json => message.clone(),
+        _ => format!("{error:#}"),
+    };
     if json {
         let body = serde_json::json!({
             "error": { "code": error_code(error), "message": message }

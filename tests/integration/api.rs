@@ -1512,18 +1512,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/orgs/{org}/distros"),
     ("get", "/api/v1/orgs/{org}/distros/{distro}"),
     ("get", "/api/v1/orgs/{org}/distros/{distro}/versions"),
-    (
-        "delete",
-        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}",
-    ),
-    (
-        "delete",
-        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}",
-    ),
-    (
-        "delete",
-        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/arches/{arch}",
-    ),
     ("get", "/api/v1/orgs/{org}/distros/{distro}/aliases"),
     ("put", "/api/v1/orgs/{org}/distros/{distro}/aliases/{alias}"),
     (

@@ -300,7 +300,9 @@ fn check_exits_0_published_1_not_2_error() {
     let out = run(&mut check(&package, &storage));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("not published"));
-    ok(pk(&storage, &["upload"]).args(REPO_ARGS).arg(&package));
+    ok(pk(&storage, &["upload", "--create"])
+        .args(REPO_ARGS)
+        .arg(&package));
     let out = ok(&mut check(&package, &storage));
     assert!(stdout(&out).starts_with("published"));
     // Errors: an unreadable package, a missing store.
@@ -347,7 +349,7 @@ fn a_reupload_after_remove_is_published_again() {
         .arg(fixture("keys/test-signing.rsa")));
     let package = apk_fixture("package-x-1.0.0-r0.apk");
     let upload = || {
-        let mut cmd = pk(&storage, &["upload"]);
+        let mut cmd = pk(&storage, &["upload", "--create"]);
         cmd.args(REPO_ARGS).arg(&package);
         cmd
     };

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 
 use super::params::{ArchPath, RepoPath, VersionPath};
 use crate::api::auth::Auth;
+use crate::api::error::responses::{BadRequest, Busy, Forbidden, Internal, Unauthorized};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, repo_level, version_level};
 use crate::wire::{PackageInfo, RepoInfo};
@@ -29,6 +30,11 @@ pub struct Deleted {
     responses(
         (status = 200, description = "Deleted; the package files stay downloadable for the grace period", body = Deleted),
         (status = 404, description = "No such organization or version", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 pub(super) async fn delete_version(
@@ -63,6 +69,11 @@ pub(super) async fn delete_version(
     responses(
         (status = 200, description = "Deleted; the package files stay downloadable for the grace period", body = Deleted),
         (status = 404, description = "No such organization or repository", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 pub(super) async fn delete_repo(
@@ -89,6 +100,11 @@ pub(super) async fn delete_repo(
     responses(
         (status = 200, description = "Deleted; the package files stay downloadable for the grace period", body = Deleted),
         (status = 404, description = "No such organization, repository or architecture", body = ErrorBody),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        Internal,
+        Busy,
     )
 )]
 pub(super) async fn delete_arch(

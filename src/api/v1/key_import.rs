@@ -29,6 +29,9 @@ use crate::wire::{ImportKey, PublicKeyInfo};
         (status = 404, description = "No such organization", body = ErrorBody),
         (status = 409, description = "A key exists at that level, or a wider one signs repositories there (retry with `replace`)", body = ErrorBody),
         (status = 422, description = "Not a usable private key", body = ErrorBody),
+        crate::api::error::responses::Internal,
+        crate::api::error::responses::TooLarge,
+        crate::api::error::responses::NotJson,
     )
 )]
 pub(super) async fn import_key(

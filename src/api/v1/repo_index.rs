@@ -63,6 +63,7 @@ async fn require_existing(
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Token out of scope", body = ErrorBody),
         (status = 404, description = "No such repository or arch", body = ErrorBody),
+        crate::api::error::responses::Internal,
     )
 )]
 pub(super) async fn check_indexes(
@@ -95,6 +96,7 @@ pub(super) async fn check_indexes(
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Token out of scope or read-only", body = ErrorBody),
         (status = 404, description = "No such repository or arch", body = ErrorBody),
+        crate::api::error::responses::Internal,
     )
 )]
 pub(super) async fn repair_indexes(
