@@ -247,13 +247,19 @@ impl StoreConfig {
     /// store without marker but with a private tree (an earlier version's)
     /// is used as it is, and marked when the credentials allow.
     pub async fn open_checked(&self, mode: OpenMode) -> Result<(Stores, Opened), StoreError> {
+        // The marker lives in the private tree: with two stores, an empty
+        // (or not yet created) public tree is a store that has published
+        // nothing yet.
+        let separate = self.private.as_ref().filter(|p| **p != self.storage);
         for url in self.urls() {
             let StorageUrl::Local(path) = url else {
                 continue;
             };
+            let holds_marker = separate.is_none_or(|p| p == url);
             let found = local_dir(path)
                 .map_err(|reason| self.not_initialized(format!("{}: {reason}", path.display())))?;
             match (found, mode) {
+                (LocalDir::Missing | LocalDir::Empty, OpenMode::Existing) if !holds_marker => {}
                 (LocalDir::Missing, OpenMode::Existing) => {
                     return Err(self.not_initialized(format!(
                         "the directory {} does not exist",
