@@ -55,11 +55,6 @@ pub(super) enum Publication {
     Current,
     /// Another writer is ahead or raced us: re-read the state and try again.
     Retry,
-    /// This call wrote the root file and its browse page, then lost the
-    /// marker to a writer of another state: that writer's page may have
-    /// landed before this one, so publish again (`force`) rather than take
-    /// the newer state as current.
-    Superseded,
 }
 
 fn mode_for(etag: Option<String>, conditional: bool) -> PutMode {
@@ -112,8 +107,7 @@ pub(super) async fn forget(stores: &Stores, root: &RootId) -> Result<(), IndexEr
 /// Parts of chunks this round changed come from `fresh`, unchanged ones from
 /// the published file (when the marker describes it) or their records.
 /// `key` is the signing key, loaded here once per publish if not given.
-/// `force` publishes even when the marker says the files show the state
-/// (after [`Publication::Superseded`]).
+/// `force` publishes even when the marker says the files show the state.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn publish_root<F: Format>(
     stores: &Stores,
@@ -301,7 +295,6 @@ pub(super) async fn publish_root<F: Format>(
     // The browse page, from the same parts, once the index it shows is out
     // and before the marker says so: a crash here leaves the marker
     // incomplete and the next publish writes both again.
-    let wrote_page = page.is_some();
     if let Some((page_key, html)) = page {
         stores
             .put(&page_key, html.into(), PutMode::Overwrite)
@@ -328,8 +321,6 @@ pub(super) async fn publish_root<F: Format>(
                 .is_some_and(|m| m.state_digest == done.state_digest);
             Ok(if same {
                 Publication::Wrote
-            } else if wrote_page {
-                Publication::Superseded
             } else {
                 Publication::Retry
             })

@@ -102,7 +102,6 @@ pub async fn reindex_with<F: Format>(
     }
     let mut key = known.key;
     let mut wrote_index = false;
-    let mut force = false;
     let mut vanished: Option<Option<String>> = None;
     for round in 0..MAX_ROUNDS {
         let started = Instant::now();
@@ -230,7 +229,7 @@ pub async fn reindex_with<F: Format>(
             conditional,
             &fresh,
             &mut key,
-            force,
+            false,
         )
         .await?
         {
@@ -240,13 +239,7 @@ pub async fn reindex_with<F: Format>(
                 backoff(round).await;
                 continue;
             }
-            Publication::Superseded => {
-                force = true;
-                backoff(round).await;
-                continue;
-            }
         }
-        force = false;
         clean_pending(stores, format, &touched, &pending, conditional).await?;
         clean_merged(stores, &already, conditional).await?;
         let done = Reindexed {

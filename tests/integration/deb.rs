@@ -186,6 +186,20 @@ pub fn serve(dir: &Path) -> Serve {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    // `serve` needs a store: some tests start it before publishing anything
+    // (`init` on an existing store only reports it).
+    let init = Command::new(env!("CARGO_BIN_EXE_packages"))
+        .arg("--storage")
+        .arg(dir)
+        .arg("init")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run packages init");
+    assert!(
+        init.status.success(),
+        "packages init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_packages"))
         .arg("--storage")
         .arg(dir)
