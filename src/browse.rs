@@ -17,10 +17,11 @@
 //! the index is assembled from: the page is written right after the root
 //! file and before the marker is completed. So a page never lists a package
 //! the index it was written with does not; a crash between the two leaves
-//! the marker incomplete and the next publish rewrites both. A writer whose
-//! page may have landed after a newer writer's (it lost the marker to a
-//! newer state) publishes again, so the last page written shows the newest
-//! state. Without conditional writes (Garage) the page follows the index the
+//! the marker incomplete and the next publish rewrites both. Two writers
+//! racing may leave the older page last (a writer that loses the marker
+//! does not publish again: that would interleave root files and detached
+//! signatures such as `repomd.xml.asc`); the next publish corrects it, and
+//! the page never names a package no index named. Without conditional writes (Garage) the page follows the index the
 //! same way the index follows the records: the last writer wins and the
 //! loop of `reindex` converges.
 //!
