@@ -92,6 +92,7 @@ pub(super) async fn check_indexes(
     params(RepoPath, ArchQuery),
     responses(
         (status = 200, description = "Republished", body = IndexRepair),
+        (status = 409, description = "No signing key covers the repository", body = ErrorBody),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Token out of scope or read-only", body = ErrorBody),
