@@ -10,7 +10,6 @@ use crate::api::auth::Auth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, JsonBody, parse_org};
 use crate::keys;
-use crate::repo::{Distro, Scope, Segment};
 use crate::tokens::TokenLevel;
 use crate::wire::{ImportKey, PublicKeyInfo};
 
@@ -41,17 +40,11 @@ pub(super) async fn import_key(
     JsonBody(body): JsonBody<ImportKey>,
 ) -> Result<(StatusCode, Json<PublicKeyInfo>), ApiError> {
     let org = parse_org(&path.org)?;
-    let scope = Scope::new(
-        org.clone(),
-        Some(Distro::parse(body.distro.as_deref().unwrap_or("alpine"))?),
-        body.version
-            .as_deref()
-            .map(|v| Segment::parse("version", v))
-            .transpose()?,
-        body.repo
-            .as_deref()
-            .map(|r| Segment::parse("repo", r))
-            .transpose()?,
+    let scope = super::keys::key_scope(
+        &org,
+        body.distro.as_deref(),
+        body.version.as_deref(),
+        body.repo.as_deref(),
     )?;
     auth.require_write(
         &TokenLevel::Scoped(keys::authority(&scope)),

@@ -80,17 +80,11 @@ pub(super) async fn create_key(
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<PublicKeyInfo>), ApiError> {
     let org = parse_org(&path.org)?;
-    let scope = Scope::new(
-        org.clone(),
-        Some(Distro::parse(body.distro.as_deref().unwrap_or("alpine"))?),
-        body.version
-            .as_deref()
-            .map(|v| Segment::parse("version", v))
-            .transpose()?,
-        body.repo
-            .as_deref()
-            .map(|r| Segment::parse("repo", r))
-            .transpose()?,
+    let scope = key_scope(
+        &org,
+        body.distro.as_deref(),
+        body.version.as_deref(),
+        body.repo.as_deref(),
     )?;
     let bits = body.bits;
     if let Some(bits) = bits.filter(|b| *b > 8192) {
@@ -117,4 +111,20 @@ pub(super) async fn create_key(
             retiring: generated.retiring,
         }),
     ))
+}
+
+/// The level a key request names: `distro` (default `alpine`), then
+/// optionally a version and a repo of it.
+pub(super) fn key_scope(
+    org: &crate::repo::Org,
+    distro: Option<&str>,
+    version: Option<&str>,
+    repo: Option<&str>,
+) -> Result<Scope, ApiError> {
+    Ok(Scope::new(
+        org.clone(),
+        Some(Distro::parse(distro.unwrap_or("alpine"))?),
+        version.map(|v| Segment::parse("version", v)).transpose()?,
+        repo.map(|r| Segment::parse("repo", r)).transpose()?,
+    )?)
 }
