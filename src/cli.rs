@@ -13,6 +13,7 @@ mod key;
 mod org;
 mod output;
 mod packages;
+mod quota;
 mod remote;
 mod remote_key;
 mod repo;
@@ -99,6 +100,11 @@ pub enum Command {
     /// Debian-style suites: aliases (`stable -> bookworm`)
     #[command(subcommand)]
     Suite(suite::SuiteCommand),
+    /// Quotas per org, distro, version and repo (bytes and packages)
+    #[command(subcommand)]
+    Quota(quota::QuotaCommand),
+    /// Usage and quota limits of an org, distro, version or repo, and of every level below it
+    Usage(quota::QuotaLevelArgs),
     /// Delete files of removed packages whose grace period is over
     Gc,
     /// Check the stores: reachable, credentials, conditional writes, clock skew, private-tree exposure
@@ -171,6 +177,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor { public_url } => {
             service::doctor(&stores, public_url.as_deref(), json).await
         }
+        Command::Quota(command) => quota::quota(publisher, command, json).await,
+        Command::Usage(level) => quota::usage(publisher, level, json).await,
         Command::Gc => service::gc(publisher, json).await,
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await

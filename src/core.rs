@@ -33,8 +33,8 @@ mod reindex;
 
 pub use check::{Dropped, Repaired, RootProblem, check, repair};
 pub use chunks::{
-    ChunkRef, Manifest, Retired, RootState, live_chunk_keys, read_manifest, read_state, record,
-    replace_records,
+    ChunkRef, Manifest, Retired, RootState, Usage, live_chunk_keys, read_manifest, read_state,
+    record, replace_records, root_usage,
 };
 pub use pending::{Change, PendingChange, add_pending};
 pub use reindex::{Known, Reindexed, reindex, reindex_with, republish};

@@ -193,6 +193,13 @@ pub trait Format: Clone + Send + Sync + 'static {
         false
     }
 
+    /// What a record counts for quotas: its group within the root (Debian:
+    /// the component; `""` where a root is one repo arch) and the bytes of
+    /// its package file. `None` (the default): not counted (settings).
+    fn usage_of(&self, _record: &Self::Record) -> Option<(String, u64)> {
+        None
+    }
+
     /// The records a root file written outside the protocol holds; `None`
     /// if unreadable.
     fn base_records(&self, _published: &[u8]) -> Option<Vec<Self::Record>> {

@@ -28,6 +28,7 @@ pub mod deb;
 mod deb_gc;
 mod gc;
 mod orgs;
+pub mod quota;
 mod rebuild;
 mod remove;
 pub mod repo_index;
@@ -153,6 +154,27 @@ pub enum PublishError {
     /// An alias cannot be set this way.
     #[error("{0}")]
     InvalidAlias(String),
+    /// An upload would take a quota over its limit; nothing was stored.
+    #[error(
+        "{file}: quota_exceeded: {level} has a limit of {limit} {what}; {used} {what} used, this upload adds {adding}"
+    )]
+    QuotaExceeded {
+        /// The file as the user named it.
+        file: String,
+        /// The level whose quota it is (`acme/alpine/edge/main`).
+        level: String,
+        /// `bytes` or `packages`.
+        what: &'static str,
+        /// What the level uses (published, and reserved by uploads of this process).
+        used: u64,
+        /// What the upload adds.
+        adding: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A quota change is malformed.
+    #[error("{0}")]
+    InvalidQuota(String),
     /// The index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -273,6 +295,8 @@ pub struct Publisher {
     public_url: Option<String>,
     /// Whether uploaded RPMs are signed with the repository's key.
     sign_rpms: bool,
+    /// Quota reservations of this publisher's uploads (and its clones').
+    quota_ledger: std::sync::Arc<quota::Ledger>,
 }
 
 fn unix_now() -> u64 {
@@ -297,6 +321,7 @@ impl Publisher {
                 .ok()
                 .filter(|u| !u.trim().is_empty()),
             sign_rpms: std::env::var(rpm::RPM_SIGN_ENV).map_or(true, |v| v.trim() != "0"),
+            quota_ledger: Default::default(),
         }
     }
 

@@ -140,6 +140,7 @@ impl From<PublishError> for ApiError {
             | PublishError::Key(KeyError::Storage(_)) => return ApiError::store(&e),
             PublishError::Index(IndexError::Contended(_)) => StatusCode::SERVICE_UNAVAILABLE,
             _ if !e.is_client_error() => return ApiError::internal(&e),
+            PublishError::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PublishError::Name(_) | PublishError::Key(KeyError::NeedsDistro) => {
                 StatusCode::BAD_REQUEST
             }
@@ -241,7 +242,7 @@ pub mod responses {
     #[derive(IntoResponses)]
     #[response(
         status = 413,
-        description = "Body too large (JSON bodies: 64 KiB; uploads: `--max-body-mib`)"
+        description = "Body too large (JSON bodies: 64 KiB; uploads: `--max-body-mib`); for an upload also: over a quota (message `<file>: quota_exceeded: <level> has a limit of …`, nothing stored)"
     )]
     pub struct TooLarge(pub ErrorBody);
 
@@ -315,6 +316,17 @@ mod tests {
                     target: "aarch64".into(),
                 },
                 422,
+            ),
+            (
+                PublishError::QuotaExceeded {
+                    file: "f".into(),
+                    level: "acme/alpine".into(),
+                    what: "bytes",
+                    used: 9,
+                    adding: 2,
+                    limit: 10,
+                },
+                413,
             ),
             (
                 PublishError::Storage(StorageError::backend("get", "k", "boom")),

@@ -18,6 +18,7 @@ mod keys;
 mod orgs;
 mod packages;
 mod params;
+mod quotas;
 mod repo_index;
 mod repos;
 mod tokens;
@@ -61,6 +62,12 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(
+            quotas::get_quotas,
+            quotas::put_quota,
+            quotas::delete_quota
+        ))
+        .routes(routes!(quotas::get_usage))
         // The remote mode of `key import`, `index check` and `index repair`.
         .routes(routes!(key_import::import_key))
         .routes(routes!(repo_index::check_indexes))

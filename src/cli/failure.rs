@@ -83,6 +83,8 @@ fn publish_code(error: &PublishError) -> Option<&'static str> {
         | PublishError::ArchMismatch { .. }
         | PublishError::NoArchTargets { .. } => "invalid_package",
         PublishError::TooManyArches { .. } => "too_many_arches",
+        PublishError::QuotaExceeded { .. } => "quota_exceeded",
+        PublishError::InvalidQuota(_) => "invalid_quota",
         PublishError::Storage(e) => storage_code(e),
         _ => return None,
     })

@@ -79,6 +79,80 @@ pub struct Manifest<M> {
     /// conditional writes the writer that replaces a chunk deletes it at once.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<Retired>,
+    /// What the records count for quotas, by [`Format::usage_of`] group
+    /// (Debian: the component; others: `""`), kept up to date by every
+    /// write of the manifest. `None` in manifests written before usage was
+    /// kept: [`root_usage`] then adds it up from the chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<BTreeMap<String, Usage>>,
+}
+
+/// Bytes and packages, as quotas count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Bytes of package files.
+    pub bytes: u64,
+    /// Packages (records).
+    pub packages: u64,
+}
+
+impl Usage {
+    /// The sum of two usages.
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            bytes: self.bytes.saturating_add(other.bytes),
+            packages: self.packages.saturating_add(other.packages),
+        }
+    }
+}
+
+/// What `records` count for quotas, by group.
+pub(super) fn usage_of_records<'a, F: Format>(
+    format: &F,
+    records: impl IntoIterator<Item = &'a F::Record>,
+) -> BTreeMap<String, Usage> {
+    let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
+    for record in records {
+        if let Some((group, bytes)) = format.usage_of(record) {
+            let entry = usage.entry(group).or_default();
+            *entry = entry.plus(Usage { bytes, packages: 1 });
+        }
+    }
+    usage
+}
+
+/// `total - before + after`, group by group (groups at zero are dropped).
+pub(super) fn shift_usage(
+    total: &mut BTreeMap<String, Usage>,
+    before: &BTreeMap<String, Usage>,
+    after: &BTreeMap<String, Usage>,
+) {
+    for (group, used) in before {
+        let entry = total.entry(group.clone()).or_default();
+        entry.bytes = entry.bytes.saturating_sub(used.bytes);
+        entry.packages = entry.packages.saturating_sub(used.packages);
+    }
+    for (group, used) in after {
+        let entry = total.entry(group.clone()).or_default();
+        *entry = entry.plus(*used);
+    }
+    total.retain(|_, used| *used != Usage::default());
+}
+
+/// What the records of `root` count for quotas, by group: from the
+/// manifest (one GET), or added up from every chunk when the manifest was
+/// written before usage was kept.
+pub async fn root_usage<F: Format>(
+    stores: &Stores,
+    format: &F,
+    root: &RootId,
+) -> Result<BTreeMap<String, Usage>, IndexError> {
+    let (manifest, _) = read_manifest::<F::PartMeta>(stores, root).await?;
+    if let Some(usage) = manifest.usage {
+        return Ok(usage);
+    }
+    let (state, _) = read_state(stores, format, root).await?;
+    Ok(usage_of_records(format, state.records.values()))
 }
 
 /// A chunk no longer named, waiting for its deletion.
@@ -99,6 +173,7 @@ impl<M> Default for Manifest<M> {
             chunks: BTreeMap::new(),
             merged: BTreeSet::new(),
             retired: Vec::new(),
+            usage: Some(BTreeMap::new()),
         }
     }
 }
@@ -400,6 +475,10 @@ pub async fn replace_records<F: Format>(
         chunks: BTreeMap::new(),
         merged: BTreeSet::new(),
         retired: old.retired.clone(),
+        usage: Some(usage_of_records(
+            format,
+            grouped.values().flat_map(|r| r.values()),
+        )),
     };
     for (k, records) in grouped {
         let chunk = encode_chunk(format, &records)?;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::IndexError;
 use super::chunks::{
-    Manifest, Retired, delete_chunks, encode_chunk, missing_chunk, read_manifest, store_chunk,
-    try_load_chunk, unix_millis, write_manifest,
+    Manifest, Retired, delete_chunks, encode_chunk, missing_chunk, read_manifest, shift_usage,
+    store_chunk, try_load_chunk, unix_millis, usage_of_records, write_manifest,
 };
 use super::marker::{Publication, publish_root};
 use super::pending::{
@@ -140,8 +140,12 @@ pub async fn reindex_with<F: Format>(
                 },
                 None => BTreeMap::new(),
             };
+            let before = usage_of_records(format, records.values());
             if apply_changes(format, &mut records, changes) {
                 changed = true;
+                if let Some(total) = manifest.usage.as_mut() {
+                    shift_usage(total, &before, &usage_of_records(format, records.values()));
+                }
                 if let Some(old) = manifest.chunks.remove(&k) {
                     replaced.push((k, old.id));
                 }
@@ -167,6 +171,10 @@ pub async fn reindex_with<F: Format>(
         }
         let mut expired: Vec<(u32, String)> = Vec::new();
         if changed {
+            if manifest.usage.is_none() {
+                // Written before usage was kept: add it up once, from every chunk.
+                manifest.usage = full_usage(stores, format, root, &manifest, &touched).await?;
+            }
             if started.elapsed() > MAX_ROUND {
                 continue;
             }
@@ -313,12 +321,44 @@ async fn seed_from_root_file<F: Format>(
             .or_default()
             .insert(entry, record);
     }
+    let usage = usage_of_records(format, grouped.values().flat_map(|r| r.values()));
+    if let Some(total) = manifest.usage.as_mut() {
+        shift_usage(total, &BTreeMap::new(), &usage);
+    }
     for (k, records) in grouped {
         let chunk = encode_chunk(format, &records)?;
         store_chunk(stores, root, k, &chunk).await?;
         manifest.chunks.insert(k, chunk.reference);
     }
     Ok(seeded)
+}
+
+/// The usage of every record `manifest` names (chunks in `touched` as
+/// changed in memory, the others read); `None` if a chunk is gone (a newer
+/// manifest replaced it: the usage stays unknown until a later write).
+async fn full_usage<F: Format>(
+    stores: &Stores,
+    format: &F,
+    root: &RootId,
+    manifest: &Manifest<F::PartMeta>,
+    touched: &BTreeMap<u32, BTreeMap<String, F::Record>>,
+) -> Result<Option<BTreeMap<String, crate::core::Usage>>, IndexError> {
+    let mut total = BTreeMap::new();
+    for (k, reference) in &manifest.chunks {
+        let records = match touched.get(k) {
+            Some(records) => records.clone(),
+            None => match try_load_chunk(stores, root, *k, reference).await? {
+                Some(records) => records,
+                None => return Ok(None),
+            },
+        };
+        shift_usage(
+            &mut total,
+            &BTreeMap::new(),
+            &usage_of_records(format, records.values()),
+        );
+    }
+    Ok(Some(total))
 }
 
 /// The `(chunk, id)` of the chunks this round stored.

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::quota::Planned;
 use super::upload::PackageSource;
 use super::{PublishError, Published, Publisher, Upload};
 use crate::formats::apk::{ApkPackage, ApkRecord};
@@ -172,6 +173,30 @@ impl Publisher {
             // Fail before writing anything when no key can sign the index.
             keys::signing_key_for(&self.stores, repo).await?;
         }
+
+        // Quotas: nothing is written over one (src/publish/quota.rs).
+        let mut planned = Vec::new();
+        for (upload, (package, targets)) in uploads.iter().zip(&checked) {
+            let record = &package.record;
+            planned.extend(Planned::apk(
+                &upload.repo,
+                targets,
+                record,
+                &upload.display_name,
+            ));
+        }
+        let orgs: BTreeSet<crate::repo::Org> = uploads.iter().map(|u| u.repo.org.clone()).collect();
+        for org in &orgs {
+            if self.has_quotas(org).await? {
+                for (upload, (_, targets)) in uploads.iter().zip(&checked) {
+                    if &upload.repo.org == org {
+                        let name = &upload.display_name;
+                        planned.extend(self.planned_fill(&upload.repo, targets, name).await?);
+                    }
+                }
+            }
+        }
+        let _quota = self.reserve_quota(&planned).await?;
 
         // 2. Store the files and their pending changes.
         let jobs = uploads.iter().zip(&checked).enumerate().flat_map(

@@ -151,6 +151,20 @@ impl Publisher {
         for upload in uploads {
             checked.push(self.check_deb(upload).await?);
         }
+        // Quotas: nothing is written over one (src/publish/quota.rs).
+        let planned: Vec<super::quota::Planned> = uploads
+            .iter()
+            .zip(&checked)
+            .map(|(upload, (suite, _, record, _))| super::quota::Planned {
+                repo: upload.repo.clone(),
+                root: RootId::Suite(suite.clone()),
+                entry: record.entry(),
+                sha256: record.sha256.clone(),
+                bytes: record.size,
+                file: upload.display_name.clone(),
+            })
+            .collect();
+        let _quota = self.reserve_quota(&planned).await?;
         // 2. Store each in the pool and record its pending change.
         // Several files at a time: each costs a few sequential requests.
         let suites_ref = &suites;

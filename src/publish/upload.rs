@@ -53,6 +53,14 @@ impl Publisher {
         let targets = self.targets(upload, &package).await?;
         // Fail before writing anything when no key can sign the index.
         key?;
+        // Quotas next: nothing is written over one (src/publish/quota.rs).
+        let mut planned =
+            quota::Planned::apk(&upload.repo, &targets, &record, &upload.display_name);
+        if self.has_quotas(&upload.repo.org).await? {
+            let fill = self.planned_fill(&upload.repo, &targets, &upload.display_name);
+            planned.extend(fill.await?);
+        }
+        let _quota = self.reserve_quota(&planned).await?;
         // The arches next (refused over the cap before any package is written).
         let (new_arches, _) = self.extend_settings(&upload.repo, &targets, None).await?;
 

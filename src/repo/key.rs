@@ -238,6 +238,9 @@ pub enum Key {
     PrivateKey(Scope),
     /// An organization's record.
     Org(Org),
+    /// An organization's quotas, every level in one object
+    /// (`config/<org>/_quotas.json`; distro names never start with `_`).
+    Quotas(Org),
     /// A repository's settings (configured arches).
     RepoSettings(RepoId),
     /// The manifest of one root's records (`state.json`).
@@ -293,6 +296,7 @@ impl Key {
             Key::PublicKey { scope, name } => format!("{STATIC_PREFIX}{}/{name}", scope.path()),
             Key::PrivateKey(scope) => format!("{CONFIG_PREFIX}{}/signing-key.pem", scope.path()),
             Key::Org(org) => format!("{CONFIG_PREFIX}_orgs/{org}.json"),
+            Key::Quotas(org) => format!("{CONFIG_PREFIX}{org}/_quotas.json"),
             Key::Tombstone { arch, file } => {
                 format!("{CONFIG_PREFIX}{}/deleted/{file}.json", arch.path())
             }

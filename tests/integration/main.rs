@@ -32,6 +32,7 @@ mod hostile_http;
 mod index_limits;
 mod keys;
 mod openapi;
+mod quota;
 mod repos;
 mod rpm;
 mod rpm_api;

@@ -58,6 +58,10 @@ impl Format for Alpine {
         })
     }
 
+    fn usage_of(&self, record: &ApkRecord) -> Option<(String, u64)> {
+        Some((String::new(), record.file_size))
+    }
+
     fn entry_key(&self, record: &ApkRecord) -> String {
         record.file_name()
     }

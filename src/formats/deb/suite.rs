@@ -260,6 +260,10 @@ impl Format for DebSuite {
         pick_pgp_keys(set, "Debian suites")
     }
 
+    fn usage_of(&self, record: &DebRecord) -> Option<(String, u64)> {
+        Some((record.component.clone(), record.size))
+    }
+
     fn entry_key(&self, record: &DebRecord) -> String {
         record.entry()
     }

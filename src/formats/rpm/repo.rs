@@ -195,6 +195,10 @@ impl Format for RpmRepo {
         pick_pgp_keys(set, "RPM repositories")
     }
 
+    fn usage_of(&self, record: &RpmRecord) -> Option<(String, u64)> {
+        Some((String::new(), record.size))
+    }
+
     fn entry_key(&self, record: &RpmRecord) -> String {
         record.file_name.clone()
     }
