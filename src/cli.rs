@@ -7,6 +7,7 @@
 mod args;
 mod check;
 mod failure;
+mod import;
 mod index;
 mod init;
 mod key;
@@ -31,6 +32,7 @@ use crate::publish::Publisher;
 pub use args::{LevelArgs, RemoteArgs, RepoArgs, ScopeArgs};
 pub use check::CheckArgs;
 pub use failure::{error_code, failure_status, print_failure};
+pub use import::ImportArgs;
 pub use index::IndexCommand;
 
 pub use key::KeyCommand;
@@ -125,6 +127,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a published repository over HTTP as a client would (exit status 0: good, 1: problems, 2: could not check)
     Verify(verify::VerifyArgs),
+    /// Move a tree of the old service (atlascloud/packages) into the store: orgs, keys, tokens, packages
+    Import(ImportArgs),
 }
 
 /// Runs a parsed command line.
@@ -186,6 +190,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(command) => token::token(publisher, command, json).await,
         Command::Check(args) => check::check(publisher.into(), &args, json).await,
         Command::Serve(args) => service::serve(stores, args).await,
+        Command::Import(args) => import::import_tree(publisher, args, json).await,
         Command::Verify(_) => unreachable!("verify opens no store"),
     }
 }

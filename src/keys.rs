@@ -23,7 +23,7 @@ pub mod set;
 pub use change::{
     ChangeOptions, DEFAULT_KEY_BITS, DEFAULT_PGP_KEY_BITS, KeyPolicy, MAX_CONCURRENT_GENERATIONS,
     SETTLE_WITHOUT_CONDITIONAL_WRITES, authority, generate, generate_with, generations_running,
-    import, import_with,
+    import, import_keeping_name, import_with,
 };
 pub use resolve::{
     KEY_SET_CACHE_TTL, forget_cached, key_set_for, key_set_for_scope, load_key_set,

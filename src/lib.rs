@@ -29,6 +29,7 @@
 //! - [`apkbuild`]: reads `pkgname`/`pkgver`/`pkgrel` from an `APKBUILD` (for `packages check`).
 //! - [`cli`]: the command line.
 //! - [`verify`]: checks a published repository over HTTP as its clients would (`packages verify URL`).
+//! - [`import`]: `packages import`: moves a tree of the old service (atlascloud/packages) into the store.
 //! - [`leftovers`]: cleans what a killed process left on local disk (staged uploads and writes).
 
 pub mod api;
@@ -40,6 +41,7 @@ pub mod config;
 pub mod core;
 pub mod doctor;
 pub mod formats;
+pub mod import;
 pub mod index;
 pub mod keys;
 pub mod leftovers;

@@ -212,6 +212,19 @@ impl PrivateKey {
         }
     }
 
+    /// This key under a name kept from elsewhere ([`RsaKey::with_kept_name`]);
+    /// RSA keys only (OpenPGP keys are found by fingerprint, not by name).
+    pub fn with_kept_name(self, name: &str) -> Result<Self, SigningError> {
+        match self {
+            PrivateKey::Rsa(key) => Ok(PrivateKey::Rsa(Arc::new(
+                RsaKey::clone(&key).with_kept_name(name)?,
+            ))),
+            PrivateKey::Pgp(_) => Err(SigningError::InvalidKey(
+                "only RSA (apk) keys can keep a name".to_owned(),
+            )),
+        }
+    }
+
     /// The key as a [`Signer`].
     pub fn signer(&self) -> &dyn Signer {
         match self {

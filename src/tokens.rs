@@ -30,6 +30,7 @@
 //! [`principal`] (what a caller may do, and which tokens it may create), and
 //! [`store`] (records in the store, and the look-up cache).
 
+mod given;
 mod level;
 mod principal;
 mod record;
@@ -41,6 +42,9 @@ use std::time::Duration;
 use crate::repo::NameError;
 use crate::storage::StorageError;
 
+pub use given::{
+    MAX_GIVEN_SECRET_LEN, MIN_GIVEN_SECRET_BITS, MIN_GIVEN_SECRET_LEN, check_given_secret,
+};
 pub use level::TokenLevel;
 pub use principal::Principal;
 pub use record::{TokenInfo, TokenRecord, parse_duration};

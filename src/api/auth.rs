@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::repo::Org;
 use crate::tokens::{Principal, TokenLevel};
 
 /// The authenticated caller.
@@ -38,10 +39,24 @@ async fn authenticate(parts: &Parts, state: &ApiState) -> Result<Option<Principa
     let Some(token) = bearer(&parts.headers)? else {
         return Ok(None);
     };
-    let principal = state.tokens().authenticate(token).await?;
+    // Tokens moved from the old service carry no level: the org of the path finds them.
+    let org = org_of_path(parts.uri.path());
+    let principal = state.tokens().authenticate_in(token, org.as_ref()).await?;
     // The id prefix is enough to find the token in `token list`; never the token.
     tracing::Span::current().record("token", &principal.id[..12]);
     Ok(Some(principal))
+}
+
+/// The org a request's path names: `/api/v1/orgs/<org>/...` or, on the old
+/// service's routes, `/api/<org>/...`.
+fn org_of_path(path: &str) -> Option<Org> {
+    let rest = path.strip_prefix("/api/")?;
+    let name = match rest.strip_prefix("v1/orgs/") {
+        Some(rest) => rest.split('/').next()?,
+        // Reserved first segments (`v1`, `health`, ...) are no org: `Org::parse` refuses them.
+        None => rest.split('/').next()?,
+    };
+    Org::parse(name).ok()
 }
 
 impl FromRequestParts<ApiState> for Auth {

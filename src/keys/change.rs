@@ -178,13 +178,39 @@ pub async fn import_with(
     pem: &str,
     options: &ChangeOptions,
 ) -> Result<GeneratedKey, KeyError> {
+    import_named(stores, scope, pem, None, options).await
+}
+
+/// [`import_with`] for an RSA key that keeps the file name `name` its clients
+/// already trust it by (`<name>` in `/etc/apk/keys/`) instead of the derived
+/// `<org>-<8 hex>.rsa.pub`: for keys moved from another service
+/// (`packages import`). Importing it again under the same name changes nothing.
+pub async fn import_keeping_name(
+    stores: &Stores,
+    scope: &Scope,
+    pem: &str,
+    name: &str,
+    options: &ChangeOptions,
+) -> Result<GeneratedKey, KeyError> {
+    import_named(stores, scope, pem, Some(name), options).await
+}
+
+async fn import_named(
+    stores: &Stores,
+    scope: &Scope,
+    pem: &str,
+    name: Option<&str>,
+    options: &ChangeOptions,
+) -> Result<GeneratedKey, KeyError> {
     check_scope(scope)?;
-    let key = PrivateKey::load(options.algorithm, scope.org.as_str(), pem).map_err(|reason| {
-        KeyError::Signing {
-            key: Key::PrivateKey(scope.clone()).path(),
-            reason,
-        }
-    })?;
+    let invalid = |reason| KeyError::Signing {
+        key: Key::PrivateKey(scope.clone()).path(),
+        reason,
+    };
+    let mut key = PrivateKey::load(options.algorithm, scope.org.as_str(), pem).map_err(invalid)?;
+    if let Some(name) = name {
+        key = key.with_kept_name(name).map_err(invalid)?;
+    }
     options.policy.check_key(&key)?;
     let before = Before::read(stores, scope, options, Some(&key)).await?;
     if let Some(done) = before.unchanged {

@@ -75,6 +75,12 @@ struct StoredKey {
     created: Option<u64>,
     /// The private key text (RSA: PKCS#8 PEM; OpenPGP: armored secret key).
     private: String,
+    /// Set for an RSA key published under a name kept from elsewhere (`key_id`
+    /// is that name; `packages import`). A build without this field sees an id
+    /// that does not match the key and refuses to sign, rather than sign under
+    /// a name clients do not trust.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    kept_name: bool,
 }
 
 impl KeySet {
@@ -201,6 +207,7 @@ impl KeySet {
                     state: k.state,
                     created: k.created,
                     private: k.key.export_private().expose_secret().to_owned(),
+                    kept_name: k.key.as_rsa().is_some_and(|r| r.has_kept_name()),
                 })
                 .collect(),
         };
@@ -242,7 +249,10 @@ impl KeySet {
         let mut keys = Vec::with_capacity(stored.keys.len());
         for k in stored.keys {
             let algorithm = Algorithm::parse(&k.algorithm).map_err(invalid)?;
-            let key = PrivateKey::load(algorithm, org, &k.private).map_err(invalid)?;
+            let mut key = PrivateKey::load(algorithm, org, &k.private).map_err(invalid)?;
+            if k.kept_name {
+                key = key.with_kept_name(&k.key_id).map_err(invalid)?;
+            }
             if key.key_id() != k.key_id {
                 return Err(invalid(SigningError::InvalidKey(format!(
                     "stored id `{}` does not match its key (`{}`)",
@@ -378,6 +388,41 @@ mod tests {
             vec![pgp.key_id()]
         );
         assert!(KeySet::new(scope(), fixture(), 1).pgp_keys().is_empty());
+    }
+
+    #[test]
+    fn a_kept_name_round_trips_and_a_build_without_it_refuses_the_set() {
+        let kept = fixture()
+            .with_kept_name("ops@example.org-5f1e2d3c.rsa.pub")
+            .unwrap();
+        let stored = KeySet::new(scope(), kept, 1).to_bytes();
+        let read = KeySet::from_bytes(&scope(), &stored).unwrap();
+        let key = read.signing_key().unwrap();
+        assert_eq!(key.key_name(), "ops@example.org-5f1e2d3c.rsa.pub");
+        assert!(key.has_kept_name());
+        // Without the flag the stored id no longer matches the key.
+        let text = String::from_utf8(stored.to_vec()).unwrap();
+        let stripped = text.replace("\"kept_name\": true", "\"kept_name\": false");
+        assert!(KeySet::from_bytes(&scope(), stripped.as_bytes()).is_err());
+        for bad in [
+            "x.pub",
+            ".rsa.pub",
+            "a/b.rsa.pub",
+            "a b.rsa.pub",
+            "..x.rsa.pub",
+        ] {
+            assert!(fixture().with_kept_name(bad).is_err(), "{bad}");
+        }
+        // The derived name is not a kept one.
+        let derived = fixture().key_id().to_owned();
+        assert!(
+            !fixture()
+                .with_kept_name(&derived)
+                .unwrap()
+                .as_rsa()
+                .unwrap()
+                .has_kept_name()
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct RsaKey {
     private: RsaPrivateKey,
     public_pem: String,
     key_name: String,
+    /// Whether `key_name` was kept from elsewhere ([`RsaKey::with_kept_name`]).
+    kept_name: bool,
 }
 
 impl std::fmt::Debug for RsaKey {
@@ -126,7 +128,27 @@ impl RsaKey {
             private,
             public_pem,
             key_name: format!("{org}-{fingerprint}.rsa.pub"),
+            kept_name: false,
         })
+    }
+
+    /// This key published and signing under `name` instead of its derived
+    /// name: for a key imported from another service whose clients already
+    /// trust it by that file name (apk looks keys up by name, e.g.
+    /// `/etc/apk/keys/<name>`). `name` must be a plain file name ending in
+    /// `.rsa.pub`, of letters, digits and `._@+-`.
+    pub fn with_kept_name(mut self, name: &str) -> Result<Self, SigningError> {
+        check_kept_name(name)?;
+        if name != self.key_name {
+            self.key_name = name.to_owned();
+            self.kept_name = true;
+        }
+        Ok(self)
+    }
+
+    /// Whether the key's name was kept from elsewhere rather than derived from the key.
+    pub fn has_kept_name(&self) -> bool {
+        self.kept_name
     }
 
     /// The private key as PKCS#8 PEM.
@@ -210,6 +232,32 @@ impl Signer for RsaKey {
     fn export_private(&self) -> SecretString {
         SecretString::from(self.private_pem())
     }
+}
+
+/// Refuses a kept key name that is not a plain apk key file name.
+fn check_kept_name(name: &str) -> Result<(), SigningError> {
+    let bad = |why: &str| {
+        Err(SigningError::InvalidKey(format!(
+            "key name `{}` {why}",
+            name.escape_debug()
+        )))
+    };
+    let Some(stem) = name.strip_suffix(".rsa.pub") else {
+        return bad("does not end with `.rsa.pub`");
+    };
+    if stem.is_empty() || name.len() > 255 {
+        return bad("must have 1 to 247 characters before `.rsa.pub`");
+    }
+    if name.starts_with('.') || name.contains("..") {
+        return bad("starts with `.` or contains `..`");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+    {
+        return bad("may only contain letters, digits and `._@+-`");
+    }
+    Ok(())
 }
 
 /// Runs `work` (a key generation) with an OS random source that stops it

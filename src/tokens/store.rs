@@ -32,7 +32,7 @@ struct Cached {
 
 /// The tokens of a store, with a short look-up cache.
 pub struct Tokens {
-    stores: Stores,
+    pub(super) stores: Stores,
     ttl: Duration,
     cache: Mutex<HashMap<HashedToken, Cached>>,
 }
@@ -239,7 +239,7 @@ impl Tokens {
         cache.retain(|_, cached| !level.covers(&cached.level));
     }
 
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
         level: &TokenLevel,
         hash: &HashedToken,
@@ -256,7 +256,7 @@ impl Tokens {
             })
     }
 
-    fn cached(&self, hash: &HashedToken) -> Option<Option<TokenRecord>> {
+    pub(super) fn cached(&self, hash: &HashedToken) -> Option<Option<TokenRecord>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -267,7 +267,12 @@ impl Tokens {
             .map(|c| c.record.clone())
     }
 
-    fn remember(&self, hash: HashedToken, level: TokenLevel, record: Option<TokenRecord>) {
+    pub(super) fn remember(
+        &self,
+        hash: HashedToken,
+        level: TokenLevel,
+        record: Option<TokenRecord>,
+    ) {
         if self.ttl.is_zero() {
             return;
         }

@@ -29,6 +29,7 @@ mod dnf_harness;
 mod doctor;
 mod group_commit;
 mod hostile_http;
+mod import;
 mod index_limits;
 mod keys;
 mod openapi;
