@@ -184,6 +184,19 @@ pub(super) async fn put_quota(
 ) -> Result<Json<QuotaInfo>, ApiError> {
     let level = query.scope(&path.org)?;
     require_quota_admin(&auth, &level)?;
+    // The document types both as int64: a larger number is refused, not
+    // silently accepted as "no limit in practice".
+    for (field, value) in [
+        ("max_bytes", body.max_bytes),
+        ("max_packages", body.max_packages),
+    ] {
+        if value.is_some_and(|v| v > i64::MAX as u64) {
+            return Err(ApiError::bad_request(format!(
+                "`{field}` is at most {} (int64)",
+                i64::MAX
+            )));
+        }
+    }
     let limit = Limit {
         max_bytes: body.max_bytes,
         max_packages: body.max_packages,
