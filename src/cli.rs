@@ -4,6 +4,7 @@
 //! Data goes to stdout (`--json` for scripts), messages and progress to
 //! stderr. Every failure names the file or object and the problem.
 
+mod alias;
 mod args;
 mod check;
 mod failure;
@@ -99,6 +100,9 @@ pub enum Command {
     /// Maintain indexes
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Version aliases of every distro (`latest -> v3.20`, `stable -> bookworm`)
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
     /// Debian-style suites: aliases (`stable -> bookworm`)
     #[command(subcommand)]
     Suite(suite::SuiteCommand),
@@ -167,6 +171,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Org(command) => org::org(publisher, command, json).await,
         Command::Key(command) => key::key(publisher, command, json).await,
         Command::Suite(command) => suite::suite(publisher, command, json).await,
+        Command::Alias(command) => alias::alias(publisher, command, json).await,
         Command::Repo(command) => repo::repo(publisher, command, json).await,
         Command::Upload(args) => packages::upload(publisher, args, json).await,
         Command::List(args) => packages::list(publisher, args, json).await,

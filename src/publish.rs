@@ -39,6 +39,8 @@ mod rpm_manage;
 mod settings;
 mod settings_root;
 mod upload;
+mod version_alias;
+mod version_alias_gc;
 
 /// Default cap on the number of arches a repository may serve (each one
 /// gets a copy of every noarch package).

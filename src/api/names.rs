@@ -67,11 +67,9 @@ fn pattern(pattern: &str) -> Value {
 }
 
 /// The schema of a name called `name`, in a route whose path is `path`.
-fn rule(name: &str, path: &str) -> Option<Value> {
-    let suites = path.contains("/aliases");
+fn rule(name: &str, _path: &str) -> Option<Value> {
     Some(match name {
         "org" => pattern(&org_pattern()),
-        "distro" if suites => json!({"type": "string", "enum": distros(Some(Family::Deb))}),
         "distro" => json!({"type": "string", "enum": distros(None)}),
         "version" | "repo" => pattern(NAME_PATTERN),
         "alias" | "suite" => pattern(&suite_pattern()),
@@ -95,7 +93,7 @@ const BODY_FIELDS: &[(&str, &str, &str)] = &[
     ("NewToken", "distro", "distro"),
     ("NewToken", "version", "version"),
     ("NewToken", "repo", "repo"),
-    ("AliasTarget", "suite", "suite"),
+    ("VersionAliasTarget", "version", "suite"),
     ("CreatePackageForm", "architecture", "arch"),
 ];
 

@@ -10,7 +10,6 @@
 //! document is built from the same routes ([`crate::api::routes`]). The JSON
 //! bodies are in [`crate::wire`], shared with the CLI's client.
 
-mod aliases;
 mod deletion;
 mod index;
 mod key_import;
@@ -22,6 +21,7 @@ mod quotas;
 mod repo_index;
 mod repos;
 mod tokens;
+mod version_aliases;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,8 +57,11 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(packages::delete_package))
         .routes(routes!(deletion::delete_arch))
         .routes(routes!(index::reindex))
-        .routes(routes!(aliases::list_aliases))
-        .routes(routes!(aliases::put_alias, aliases::delete_alias))
+        .routes(routes!(version_aliases::list_aliases))
+        .routes(routes!(
+            version_aliases::put_alias,
+            version_aliases::delete_alias
+        ))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))

@@ -61,7 +61,12 @@ impl Publisher {
         let stores = self.stores.clone();
         let round = self
             .commits
-            .commit(arch, || async move { index::reindex(&stores, arch).await })
+            .commit(arch, || async move {
+                let done = index::reindex(&stores, arch).await?;
+                // Version aliases follow in the same round (version_alias.rs).
+                self.sync_version_aliases(arch).await?;
+                Ok(done)
+            })
             .await;
         match round {
             Ok(done) => Ok(done.value),

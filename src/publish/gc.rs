@@ -16,6 +16,7 @@ impl Publisher {
         deleted.extend(self.gc_chunks(&private).await?);
         deleted.extend(self.gc_debian(&private).await?);
         deleted.extend(self.gc_rpm(&private).await?);
+        deleted.extend(self.gc_version_aliases(&private).await?);
         for object in private {
             let Some((arch, file)) = Key::parse_tombstone(&object.key) else {
                 continue;

@@ -35,6 +35,7 @@ impl Publisher {
         if self.repo_exists(repo).await? {
             return Ok(());
         }
+        self.refuse_alias_version(repo).await?;
         let tree = self.org_tree(&repo.org).await?;
         Err(PublishError::NotFound(unknown_repo_message(repo, &tree)))
     }

@@ -333,7 +333,10 @@ impl Publisher {
                     pending: changes,
                     key,
                 };
-                core::reindex_with(&self.stores, format, &root, known).await
+                let done = core::reindex_with(&self.stores, format, &root, known).await?;
+                // Version aliases follow in the same round (version_alias.rs).
+                self.sync_version_aliases(arch).await?;
+                Ok::<_, core::IndexError>(done)
             })
             .await?;
         Ok(())

@@ -35,6 +35,7 @@ impl Publisher {
         if self.repo_settings(repo).await?.1.is_some() {
             return Ok(false);
         }
+        self.refuse_alias_version(repo).await?;
         let root = RootId::Settings(repo.clone());
         core::reindex(&self.stores, &SettingsFormat, &root).await?;
         Ok(true)
@@ -63,6 +64,10 @@ impl Publisher {
         noarch: Option<&ApkRecord>,
     ) -> Result<(Vec<Arch>, RepoSettings), PublishError> {
         let (settings, etag) = self.repo_settings(repo).await?;
+        if etag.is_none() {
+            // A new repository: not under a version alias.
+            self.refuse_alias_version(repo).await?;
+        }
         let new: Vec<Arch> = arches
             .iter()
             .filter(|a| !settings.arches.contains(a.as_str()))

@@ -175,13 +175,21 @@ pub enum Key {
         /// Which file.
         file: DistsFile,
     },
-    /// The suite aliases of a Debian-style distro (`stable -> bookworm`).
+    /// The aliases of a distro (`stable -> bookworm`, `3.20 -> v3.20`):
+    /// Debian suite aliases and the version aliases of other families.
     SuiteAliases {
         /// The organization.
         org: Org,
         /// The distro.
         distro: Distro,
     },
+    /// What a version alias's copy of one repo arch holds (the alias's
+    /// [`RepoArch`]: its version is the alias): the target version, and the
+    /// source ETag of each file copied (`src/publish/version_alias.rs`).
+    AliasCopies(RepoArch),
+    /// When `gc` first saw each file of a version alias's repo arch that its
+    /// target no longer has (the grace period counts from then).
+    AliasUnnamed(RepoArch),
     /// Every chunk part of a root, one after another (formats whose root
     /// file holds no parts: [`crate::formats::Format::caches_parts`]).
     PartsCache(RootId),
@@ -342,6 +350,12 @@ impl Key {
                 format!("{CONFIG_PREFIX}{org}/{distro}/_aliases.json")
             }
             Key::PartsCache(root) => format!("{CONFIG_PREFIX}{}/parts.bin", root.path()),
+            Key::AliasCopies(arch) => {
+                format!("{CONFIG_PREFIX}{}/alias-copies.json", arch.path())
+            }
+            Key::AliasUnnamed(arch) => {
+                format!("{CONFIG_PREFIX}{}/alias-unnamed.json", arch.path())
+            }
             Key::RpmPackage { arch, file } => {
                 let letter: String = file
                     .as_str()

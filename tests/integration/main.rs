@@ -48,4 +48,5 @@ mod storage;
 mod store_v1;
 mod tokens;
 mod verify;
+mod version_alias;
 mod watchdog;

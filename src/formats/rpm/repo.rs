@@ -172,7 +172,7 @@ fn now() -> u64 {
 
 impl RpmRepo {
     /// The `.repo` file of the repository of `arch`, if a public URL is known.
-    fn repo_file(&self, arch: &RepoArch) -> Option<String> {
+    pub(crate) fn repo_file(&self, arch: &RepoArch) -> Option<String> {
         let base = self.public_url.as_deref()?.trim_end_matches('/');
         let repo = &arch.repo;
         let generic = rpm_arch_dir_named(repo, "$basearch");

@@ -18,6 +18,8 @@ use crate::wire::{
 /// Where an alias points (the body of the alias routes).
 #[derive(Debug, Serialize, Deserialize)]
 struct AliasTarget {
+    /// Sent as `suite` (accepted by every release); answered as `version`.
+    #[serde(alias = "version")]
     suite: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous: Option<String>,
