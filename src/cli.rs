@@ -5,6 +5,7 @@
 //! stderr. Every failure names the file or object and the problem.
 
 mod args;
+mod audit;
 mod check;
 mod failure;
 mod index;
@@ -101,6 +102,8 @@ pub enum Command {
     Suite(suite::SuiteCommand),
     /// Delete files of removed packages whose grace period is over
     Gc,
+    /// Show the audit log: who changed what, when and from where (newest first)
+    Audit(audit::AuditArgs),
     /// Check the stores: reachable, credentials, conditional writes, clock skew, private-tree exposure
     Doctor {
         /// The public base URL clients use (bucket website or CDN); checks that the private tree is not readable through it
@@ -150,7 +153,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     init::report_created(&config, &opened);
     let json = cli.global.json;
-    let publisher = Publisher::new(stores.clone());
+    let publisher = Publisher::new(stores.clone()).with_actor(crate::audit::Actor::cli());
     let publisher = &publisher;
     match cli.command {
         Command::Init => Ok(()),
@@ -172,6 +175,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             service::doctor(&stores, public_url.as_deref(), json).await
         }
         Command::Gc => service::gc(publisher, json).await,
+        Command::Audit(args) => audit::audit(publisher, &args, json).await,
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await
         }

@@ -273,6 +273,8 @@ pub struct Publisher {
     public_url: Option<String>,
     /// Whether uploaded RPMs are signed with the repository's key.
     sign_rpms: bool,
+    /// Who the changes are recorded as in the audit log ([`crate::audit`]).
+    actor: crate::audit::Actor,
 }
 
 fn unix_now() -> u64 {
@@ -297,6 +299,7 @@ impl Publisher {
                 .ok()
                 .filter(|u| !u.trim().is_empty()),
             sign_rpms: std::env::var(rpm::RPM_SIGN_ENV).map_or(true, |v| v.trim() != "0"),
+            actor: crate::audit::Actor::default(),
         }
     }
 
@@ -339,6 +342,18 @@ impl Publisher {
     pub fn with_max_arches(mut self, max: usize) -> Self {
         self.max_arches = max;
         self
+    }
+
+    /// Sets who this publisher's changes are recorded as in the audit log
+    /// (default: the CLI's local user, [`crate::audit::Actor::cli`]).
+    pub fn with_actor(mut self, actor: crate::audit::Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who this publisher's changes are recorded as.
+    pub fn actor(&self) -> &crate::audit::Actor {
+        &self.actor
     }
 
     /// The stores.

@@ -11,6 +11,7 @@
 //! bodies are in [`crate::wire`], shared with the CLI's client.
 
 mod aliases;
+mod audit;
 mod deletion;
 mod index;
 mod key_import;
@@ -65,4 +66,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(key_import::import_key))
         .routes(routes!(repo_index::check_indexes))
         .routes(routes!(repo_index::repair_indexes))
+        .routes(routes!(audit::server_audit))
+        .routes(routes!(audit::org_audit))
 }

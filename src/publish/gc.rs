@@ -51,6 +51,7 @@ impl Publisher {
             }
             self.stores.private().delete(&object.key).await?;
         }
+        self.audit_gc(&deleted).await;
         Ok(deleted)
     }
 

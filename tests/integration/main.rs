@@ -11,6 +11,7 @@ mod alpine;
 mod api;
 mod apt_client;
 mod apt_harness;
+mod audit;
 mod bad_input;
 mod browse;
 mod cdn;

@@ -109,7 +109,10 @@ pub(super) async fn put_alias(
         &TokenLevel::Scoped(Scope::new(org, Some(distro), None, None)?),
         "change suite aliases of",
     )?;
-    let previous = state.publisher().set_alias(&target, &path.alias).await?;
+    let previous = auth
+        .publisher(&state)
+        .set_alias(&target, &path.alias)
+        .await?;
     Ok(Json(AliasTarget {
         suite: body.suite,
         previous,
@@ -147,8 +150,8 @@ pub(super) async fn delete_alias(
         &TokenLevel::Scoped(Scope::new(org.clone(), Some(distro), None, None)?),
         "change suite aliases of",
     )?;
-    let suite = state
-        .publisher()
+    let suite = auth
+        .publisher(&state)
         .remove_alias(&org, distro, &path.alias)
         .await?;
     Ok(Json(AliasTarget {
