@@ -17,6 +17,7 @@ mod packages;
 mod remote;
 mod remote_key;
 mod repo;
+mod retention;
 mod service;
 mod suite;
 mod token;
@@ -102,6 +103,9 @@ pub enum Command {
     Suite(suite::SuiteCommand),
     /// Delete files of removed packages whose grace period is over
     Gc,
+    /// Retention rules: keep the newest N versions, remove versions after D days
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Show the audit log: who changed what, when and from where (newest first)
     Audit(audit::AuditArgs),
     /// Check the stores: reachable, credentials, conditional writes, clock skew, private-tree exposure
@@ -176,6 +180,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Gc => service::gc(publisher, json).await,
         Command::Audit(args) => audit::audit(publisher, &args, json).await,
+        Command::Retention(command) => retention::retention(publisher, command, json).await,
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await
         }

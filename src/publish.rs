@@ -32,6 +32,8 @@ mod rebuild;
 mod remove;
 pub mod repo_index;
 mod repos;
+mod retention;
+mod retention_version;
 pub mod rpm;
 mod rpm_gc;
 mod rpm_manage;
@@ -45,6 +47,7 @@ pub const DEFAULT_MAX_ARCHES: usize = 64;
 
 pub use aliases::Aliases;
 pub use batch::Expect;
+pub use retention::{RetentionOutcome, RetentionRemoval, RetentionRule};
 
 /// Default time a removed package's file stays downloadable.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);

@@ -34,6 +34,7 @@ mod index_limits;
 mod keys;
 mod openapi;
 mod repos;
+mod retention;
 mod rpm;
 mod rpm_api;
 mod rpm_crash;
