@@ -21,6 +21,7 @@ mod packages;
 mod params;
 mod repo_index;
 mod repos;
+mod retention;
 mod tokens;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -68,4 +69,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(repo_index::repair_indexes))
         .routes(routes!(audit::server_audit))
         .routes(routes!(audit::org_audit))
+        .routes(routes!(retention::get_retention, retention::put_retention))
+        .routes(routes!(retention::apply_retention))
 }

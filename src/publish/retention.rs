@@ -24,6 +24,7 @@ use crate::repo::Family;
 
 /// A repository's retention rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionRule {
     /// Keep at most this many versions of each package (per arch), the newest.
     #[serde(default, skip_serializing_if = "Option::is_none")]

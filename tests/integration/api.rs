@@ -1507,6 +1507,18 @@ fn validator() -> Option<PathBuf> {
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/orgs/{org}/audit"),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/retention",
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/retention",
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/retention/apply",
+    ),
     ("get", "/api/v1/orgs"),
     ("post", "/api/v1/orgs"),
     ("get", "/api/v1/orgs/{org}"),

@@ -296,3 +296,94 @@ async fn a_rule_needs_an_existing_repository_and_keep_of_one_or_more() {
     t.publisher.set_retention(&t.repo, &rule).await.unwrap();
     assert_eq!(t.publisher.retention(&t.repo).await.unwrap(), rule);
 }
+
+#[tokio::test]
+async fn the_api_sets_shows_and_applies_rules_within_token_scopes() {
+    use axum::http::Method;
+    use serde_json::json;
+
+    use crate::api::{Part, TestApp, package};
+    const V1_REPO: &str = "/api/v1/orgs/acme/distros/alpine/versions/edge/repos/main";
+    let app = TestApp::new().await;
+    let acme = app.token("acme", false).await;
+    let other = app.token("other", false).await;
+    for version in ["1.2-r0", "1.10-r0", "1.9-r0"] {
+        let apk = package("app", version, "x86_64");
+        app.post_form(
+            &format!("{V1_REPO}/packages"),
+            Some(&acme),
+            &[Part::File("package", &format!("app-{version}.apk"), &apk)],
+        )
+        .await
+        .expect(201);
+    }
+    let rule = format!("{V1_REPO}/retention");
+    app.get(&rule, Some(&acme)).await.expect(200);
+    assert_eq!(app.get(&rule, Some(&acme)).await.json(), json!({}));
+    app.get(&rule, Some(&other)).await.expect_error(403);
+    app.json(Method::PUT, &rule, Some(&other), json!({"keep": 1}))
+        .await
+        .expect_error(403);
+    app.json(Method::PUT, &rule, Some(&acme), json!({"keep_last": 1}))
+        .await
+        .expect_error(422);
+    app.json(Method::PUT, &rule, Some(&acme), json!({"keep": 0}))
+        .await
+        .expect_error(400);
+    app.json(
+        Method::PUT,
+        "/api/v1/orgs/acme/distros/alpine/versions/edge/repos/nothing/retention",
+        Some(&acme),
+        json!({"keep": 1}),
+    )
+    .await
+    .expect_error(404);
+    app.json(Method::PUT, &rule, Some(&acme), json!({"keep": 1}))
+        .await
+        .expect(200);
+    assert_eq!(app.get(&rule, Some(&acme)).await.json(), json!({"keep": 1}));
+
+    let dry = app
+        .call(
+            Method::POST,
+            &format!("{rule}/apply?dry_run=true"),
+            Some(&acme),
+        )
+        .await;
+    dry.expect(200);
+    let mut would: Vec<String> = dry.json()["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap().to_owned())
+        .collect();
+    would.sort();
+    assert_eq!(would, ["1.2-r0", "1.9-r0"]);
+    assert_eq!(app.index("edge", "main", "x86_64").await.names().len(), 3);
+    app.call(Method::POST, &format!("{rule}/apply"), Some(&acme))
+        .await
+        .expect(200);
+    let index = app.index("edge", "main", "x86_64").await;
+    let versions: Vec<String> = index
+        .records
+        .iter()
+        .map(|r| crate::support::field(r, 'V').unwrap())
+        .collect();
+    assert_eq!(versions, ["1.10-r0"]);
+
+    let log = audit::list(
+        &app.stores,
+        &AuditQuery {
+            action: Some("retention".to_owned()),
+            ..AuditQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["retention.apply", "retention.set"]);
+    assert!(
+        log.iter()
+            .all(|r| r.actor.token_name.as_deref() == Some("acme token"))
+    );
+}
