@@ -79,6 +79,9 @@ pub struct ApiConfig {
     pub token_cache_ttl: Duration,
     /// Where uploads are staged (default: the system's temporary directory).
     pub upload_dir: Option<PathBuf>,
+    /// Whether a proxy in front of the service sets `X-Forwarded-For`: the
+    /// audit log then records the address it reports, not the proxy's.
+    pub trust_proxy: bool,
 }
 
 impl Default for ApiConfig {
@@ -88,6 +91,7 @@ impl Default for ApiConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             token_cache_ttl: DEFAULT_CACHE_TTL,
             upload_dir: None,
+            trust_proxy: false,
         }
     }
 }
@@ -163,6 +167,7 @@ impl ApiState {
         (name = "packages", description = "Packages: list, upload, remove, reindex"),
         (name = "keys", description = "Signing keys"),
         (name = "tokens", description = "API tokens"),
+        (name = "audit", description = "The audit log: who changed what, when, from where"),
         (name = "compat", description = "The API of the service we replace (atlascloud/packages)"),
         (name = "health", description = "Health, metrics and this document"),
     )

@@ -6,6 +6,7 @@
 
 mod alias;
 mod args;
+mod audit;
 mod check;
 mod failure;
 mod import;
@@ -19,6 +20,7 @@ mod quota;
 mod remote;
 mod remote_key;
 mod repo;
+mod retention;
 mod service;
 mod suite;
 mod token;
@@ -113,6 +115,11 @@ pub enum Command {
     Usage(quota::QuotaLevelArgs),
     /// Delete files of removed packages whose grace period is over
     Gc,
+    /// Retention rules: keep the newest N versions, remove versions after D days
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Show the audit log: who changed what, when and from where (newest first)
+    Audit(audit::AuditArgs),
     /// Check the stores: reachable, credentials, conditional writes, clock skew, private-tree exposure
     Doctor {
         /// The public base URL clients use (bucket website or CDN); checks that the private tree is not readable through it
@@ -164,7 +171,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     init::report_created(&config, &opened);
     let json = cli.global.json;
-    let publisher = Publisher::new(stores.clone());
+    let publisher = Publisher::new(stores.clone()).with_actor(crate::audit::Actor::cli());
     let publisher = &publisher;
     match cli.command {
         Command::Init => Ok(()),
@@ -189,6 +196,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Quota(command) => quota::quota(publisher, command, json).await,
         Command::Usage(level) => quota::usage(publisher, level, json).await,
         Command::Gc => service::gc(publisher, json).await,
+        Command::Audit(args) => audit::audit(publisher, &args, json).await,
+        Command::Retention(command) => retention::retention(publisher, command, json).await,
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await
         }

@@ -17,6 +17,7 @@
 //!   claim/marker, check, repair), generic over a [`formats::Format`].
 //! - [`index`]: the Alpine entry points of the core (one repo arch's signed index).
 //! - [`publish`]: the use cases (upload, remove, list, rebuild) shared by the CLI and the server.
+//! - [`audit`]: the audit log: one immutable record per change, in the private tree.
 //! - [`tokens`]: API tokens: plaintext shown once, stored as SHA-256 per level, cached look-ups, scopes.
 //! - [`api`]: the HTTP API (v1, the compatibility API, health, metrics, OpenAPI).
 //! - [`serve`]: the HTTP server: the API next to the public tree.
@@ -34,6 +35,7 @@
 
 pub mod api;
 pub mod apkbuild;
+pub mod audit;
 pub mod browse;
 pub mod cache_rules;
 pub mod cli;

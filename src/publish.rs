@@ -33,6 +33,8 @@ mod rebuild;
 mod remove;
 pub mod repo_index;
 mod repos;
+mod retention;
+mod retention_version;
 pub mod rpm;
 mod rpm_gc;
 mod rpm_manage;
@@ -48,6 +50,7 @@ pub const DEFAULT_MAX_ARCHES: usize = 64;
 
 pub use aliases::Aliases;
 pub use batch::Expect;
+pub use retention::{RetentionOutcome, RetentionRemoval, RetentionRule};
 
 /// Default time a removed package's file stays downloadable.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -299,6 +302,8 @@ pub struct Publisher {
     sign_rpms: bool,
     /// Quota reservations of this publisher's uploads (and its clones').
     quota_ledger: std::sync::Arc<quota::Ledger>,
+    /// Who the changes are recorded as in the audit log ([`crate::audit`]).
+    actor: crate::audit::Actor,
 }
 
 fn unix_now() -> u64 {
@@ -324,6 +329,7 @@ impl Publisher {
                 .filter(|u| !u.trim().is_empty()),
             sign_rpms: std::env::var(rpm::RPM_SIGN_ENV).map_or(true, |v| v.trim() != "0"),
             quota_ledger: Default::default(),
+            actor: crate::audit::Actor::default(),
         }
     }
 
@@ -366,6 +372,18 @@ impl Publisher {
     pub fn with_max_arches(mut self, max: usize) -> Self {
         self.max_arches = max;
         self
+    }
+
+    /// Sets who this publisher's changes are recorded as in the audit log
+    /// (default: the CLI's local user, [`crate::audit::Actor::cli`]).
+    pub fn with_actor(mut self, actor: crate::audit::Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who this publisher's changes are recorded as.
+    pub fn actor(&self) -> &crate::audit::Actor {
+        &self.actor
     }
 
     /// The stores.

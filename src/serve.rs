@@ -56,6 +56,8 @@ pub struct ServiceConfig {
     /// How often to delete files of removed packages whose grace period is
     /// over (`None`: never).
     pub gc_interval: Option<Duration>,
+    /// Whether to take the client address of the audit log from `X-Forwarded-For`.
+    pub trust_proxy: bool,
 }
 
 /// Serves the API and the public tree of `stores` on `listener` until Ctrl-C
@@ -66,7 +68,7 @@ pub async fn run_service(
     listener: tokio::net::TcpListener,
     limits: ServerLimits,
 ) -> std::io::Result<()> {
-    let publisher = Publisher::new(stores);
+    let publisher = Publisher::new(stores).with_actor(crate::audit::Actor::service());
     if let Some(every) = config.gc_interval {
         spawn_gc(
             publisher.clone(),
@@ -80,6 +82,7 @@ pub async fn run_service(
         request_timeout: config.request_timeout,
         token_cache_ttl: config.token_cache_ttl,
         upload_dir: config.upload_dir,
+        trust_proxy: config.trust_proxy,
     };
     run(
         crate::api::router(ApiState::new(publisher, api)),

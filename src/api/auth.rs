@@ -6,19 +6,47 @@
 //! check this before reading a request body, so an unauthorised upload is
 //! refused before its bytes are accepted.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::audit::Actor;
+use crate::publish::Publisher;
 use crate::repo::Org;
 use crate::tokens::{Principal, TokenLevel};
 
-/// The authenticated caller.
+/// The authenticated caller: its token, and who it is in the audit log
+/// (the token's id and name and the client's address, [`Actor::token`]).
 #[derive(Debug, Clone)]
-pub struct Auth(pub Principal);
+pub struct Auth(pub Principal, pub Actor);
+
+/// The client's address: the peer of the connection, or with `trust_proxy`
+/// the last address of `X-Forwarded-For` (the one the proxy in front of us
+/// saw; earlier entries are whatever the client sent).
+pub fn client_address(parts: &Parts, trust_proxy: bool) -> Option<String> {
+    if trust_proxy {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|a| !a.is_empty());
+        if let Some(ip) = forwarded.and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+            return Some(ip.to_string());
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string())
+}
 
 /// The token of the `Authorization` header, if any.
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -64,7 +92,11 @@ impl FromRequestParts<ApiState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         match authenticate(parts, state).await? {
-            Some(principal) => Ok(Auth(principal)),
+            Some(principal) => {
+                let client = client_address(parts, state.config().trust_proxy);
+                let actor = Actor::token(&principal, client);
+                Ok(Auth(principal, actor))
+            }
             None => Err(ApiError::unauthorized(
                 "missing token: send `Authorization: Bearer <token>`",
             )),
@@ -73,6 +105,11 @@ impl FromRequestParts<ApiState> for Auth {
 }
 
 impl Auth {
+    /// The use cases, recording their changes as done by this caller.
+    pub fn publisher(&self, state: &ApiState) -> Publisher {
+        state.publisher().clone().with_actor(self.1.clone())
+    }
+
     /// Refuses unless the token may read `target`.
     pub fn require_read(&self, target: &TokenLevel) -> Result<(), ApiError> {
         if self.0.may_read(target) {

@@ -258,7 +258,7 @@ async fn create_repo(
         repo: Segment::parse("repo", &body.name)?,
     };
     auth.require_write(&repo_level(&repo), "create repositories in")?;
-    let created = tree::ensure_repo(state.publisher(), &repo).await?;
+    let created = tree::ensure_repo(&auth.publisher(&state), &repo).await?;
     let arches = state.publisher().arches(&repo).await?;
     let mut info = RepoInfo::new(&repo, arches.iter().map(ToString::to_string).collect());
     info.description = body.description;
@@ -522,7 +522,7 @@ async fn create_package(
             )));
         }
     }
-    let published = v1::publish_upload(&state, &repo, &received, vec![arch]).await?;
+    let published = v1::publish_upload(&state, &auth, &repo, &received, vec![arch]).await?;
     Ok(Json(
         published
             .iter()

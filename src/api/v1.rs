@@ -10,6 +10,7 @@
 //! document is built from the same routes ([`crate::api::routes`]). The JSON
 //! bodies are in [`crate::wire`], shared with the CLI's client.
 
+mod audit;
 mod deletion;
 mod index;
 mod key_import;
@@ -20,6 +21,7 @@ mod params;
 mod quotas;
 mod repo_index;
 mod repos;
+mod retention;
 mod tokens;
 mod version_aliases;
 
@@ -75,4 +77,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(key_import::import_key))
         .routes(routes!(repo_index::check_indexes))
         .routes(routes!(repo_index::repair_indexes))
+        .routes(routes!(audit::server_audit))
+        .routes(routes!(audit::org_audit))
+        .routes(routes!(retention::get_retention, retention::put_retention))
+        .routes(routes!(retention::apply_retention))
 }

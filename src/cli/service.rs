@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// How often to delete files of removed packages whose grace period is over, in seconds (0: never)
     #[arg(long, env = "PACKAGES_GC_INTERVAL_SECS", default_value_t = 3600)]
     pub gc_interval_secs: u64,
+    /// A reverse proxy in front sets `X-Forwarded-For`: the audit log records the client address it reports (never set this when clients reach the service directly: they could name any address)
+    #[arg(long, env = "PACKAGES_TRUST_PROXY")]
+    pub trust_proxy: bool,
     #[command(flatten)]
     pub limits: crate::config::ServerLimitArgs,
 }
@@ -163,6 +166,7 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         upload_dir: args.upload_dir.clone(),
         gc_interval: (args.gc_interval_secs > 0)
             .then(|| Duration::from_secs(args.gc_interval_secs)),
+        trust_proxy: args.trust_proxy,
     };
     let tokens = Tokens::new(stores.clone(), Duration::ZERO);
     if !tokens.has_admin().await? {

@@ -65,6 +65,9 @@ pub(super) async fn admin_init(stores: &Stores, name: &str, json: bool) -> Resul
         );
     }
     let (token, info) = tokens.create(&TokenLevel::Admin, name, false, None).await?;
+    crate::publish::Publisher::new(stores.clone())
+        .audit_token(crate::audit::action::TOKEN_CREATE, &info)
+        .await;
     print_created(
         &CreatedToken {
             token: token.expose().to_owned(),
@@ -128,6 +131,9 @@ async fn create(
         Backend::Store(publisher) => {
             let tokens = Tokens::new(publisher.stores().clone(), Duration::ZERO);
             let (token, info) = tokens.create(&parsed, name, read_only, lifetime).await?;
+            publisher
+                .audit_token(crate::audit::action::TOKEN_CREATE, &info)
+                .await;
             CreatedToken {
                 token: token.expose().to_owned(),
                 info,
@@ -155,11 +161,15 @@ async fn revoke(backend: Backend<'_>, token: &str, level: &LevelArgs) -> Result<
     Ok(match backend {
         Backend::Store(publisher) => {
             let tokens = Tokens::new(publisher.stores().clone(), Duration::ZERO);
-            if plain {
+            let revoked = if plain {
                 tokens.revoke_plain(token).await?
             } else {
                 tokens.revoke(&level.level()?, token).await?
-            }
+            };
+            publisher
+                .audit_token(crate::audit::action::TOKEN_REVOKE, &revoked)
+                .await;
+            revoked
         }
         Backend::Server(client) => {
             // A plaintext token names its level and id: only those are sent.

@@ -7,6 +7,7 @@
 //! `deb … <alias> main` without a warning.
 
 use super::*;
+use crate::audit::{AuditEvent, Target, action};
 use crate::formats::deb::DebSuite;
 use crate::repo::{Distro, DistsFile, Family, SuiteId};
 
@@ -102,6 +103,10 @@ impl Publisher {
             let old = SuiteId::new(target.org.clone(), target.distro, old)?;
             self.republish_suite(&old).await?;
         }
+        let event = AuditEvent::new(action::SUITE_ALIAS_SET, Target::suite(target))
+            .detail("alias", alias)
+            .detail("previous", &previous);
+        self.audit(event).await;
         Ok(previous)
     }
 
@@ -135,6 +140,9 @@ impl Publisher {
         }
         let target = SuiteId::new(org.clone(), distro, &target)?;
         self.republish_suite(&target).await?;
+        let event = AuditEvent::new(action::SUITE_ALIAS_REMOVE, Target::suite(&target))
+            .detail("alias", alias);
+        self.audit(event).await;
         Ok(target.suite.to_string())
     }
 

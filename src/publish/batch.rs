@@ -305,6 +305,7 @@ impl Publisher {
         for (repo, new, settings) in fill {
             self.fill_new_arches(repo, &new, &settings).await?;
         }
+        self.audit_uploads(uploads, &results).await;
         Ok(results)
     }
 }

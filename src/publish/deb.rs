@@ -220,6 +220,7 @@ impl Publisher {
                 })
                 .await?;
         }
+        self.audit_uploads(uploads, &results).await;
         Ok(results)
     }
 
@@ -440,6 +441,7 @@ impl Publisher {
             );
         }
         core::reindex_with(&self.stores, &format, &root, Known { pending, key: None }).await?;
+        self.audit_remove(repo, &matching).await;
         Ok(matching)
     }
 

@@ -3,11 +3,13 @@
 use super::*;
 
 impl Publisher {
-    /// Deletes files of removed packages whose grace period is over, and
+    /// Applies every repository's retention rule ([`Publisher::apply_all_retention`]),
+    /// then deletes files of removed packages whose grace period is over, and
     /// record chunks no longer named by their repo arch's state (after the
     /// same grace a pending change gets); returns the deleted keys.
     pub async fn gc(&self) -> Result<Vec<String>, PublishError> {
         let mut deleted = Vec::new();
+        self.apply_all_retention(false).await;
         let now = unix_now();
         let private = self
             .stores
@@ -52,6 +54,7 @@ impl Publisher {
             }
             self.stores.private().delete(&object.key).await?;
         }
+        self.audit_gc(&deleted).await;
         Ok(deleted)
     }
 

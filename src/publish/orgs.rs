@@ -1,6 +1,7 @@
 //! Organizations: create, read, list, delete.
 
 use super::*;
+use crate::audit::{AuditEvent, Target, action};
 
 impl Publisher {
     /// Creates an organization.
@@ -16,7 +17,11 @@ impl Publisher {
             return Err(PublishError::OrgExists(org.to_string()));
         }
         match self.stores.put(&key, body.into(), PutMode::Create).await {
-            Ok(_) => Ok(record),
+            Ok(_) => {
+                self.audit(AuditEvent::new(action::ORG_CREATE, Target::org(org)))
+                    .await;
+                Ok(record)
+            }
             Err(StorageError::AlreadyExists { .. }) => {
                 Err(PublishError::OrgExists(org.to_string()))
             }
@@ -67,6 +72,8 @@ impl Publisher {
             self.stores.private().delete(&object.key).await?;
         }
         self.stores.delete(&Key::Org(org.clone())).await?;
+        let event = AuditEvent::new(action::ORG_DELETE, Target::org(org)).detail("force", force);
+        self.audit(event).await;
         Ok(())
     }
 

@@ -128,7 +128,15 @@ impl Publisher {
             algorithm,
             ..keys::ChangeOptions::default()
         };
-        Ok(keys::generate_with(self.stores(), scope, bits, &options).await?)
+        let generated = keys::generate_with(self.stores(), scope, bits, &options).await?;
+        self.audit_key(
+            crate::audit::action::KEY_GENERATE,
+            scope,
+            &generated,
+            replace,
+        )
+        .await;
+        Ok(generated)
     }
 
     /// Imports a PEM private key as the signing key of `scope`.
@@ -143,7 +151,10 @@ impl Publisher {
             algorithm: algorithm_for(scope),
             ..keys::ChangeOptions::default()
         };
-        Ok(keys::import_with(self.stores(), scope, pem, &options).await?)
+        let imported = keys::import_with(self.stores(), scope, pem, &options).await?;
+        self.audit_key(crate::audit::action::KEY_IMPORT, scope, &imported, replace)
+            .await;
+        Ok(imported)
     }
 
     // ---- index maintenance ---------------------------------------------------

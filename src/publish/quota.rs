@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use super::{PublishError, Publisher};
+use crate::audit::{AuditEvent, Target, action};
 use crate::core::Usage;
 use crate::repo::{Key, Org, RepoId, RootId, Scope};
 use crate::storage::{PutMode, StorageError};
@@ -167,25 +168,37 @@ impl Publisher {
             ));
         }
         self.require_org(&level.org).await?;
-        self.change_quotas(&level.org, |quotas| {
-            let entry = quotas.levels.entry(level.to_string()).or_default();
-            entry.max_bytes = limit.max_bytes.or(entry.max_bytes);
-            entry.max_packages = limit.max_packages.or(entry.max_packages);
-            Ok(*entry)
-        })
-        .await
+        let now = self
+            .change_quotas(&level.org, |quotas| {
+                let entry = quotas.levels.entry(level.to_string()).or_default();
+                entry.max_bytes = limit.max_bytes.or(entry.max_bytes);
+                entry.max_packages = limit.max_packages.or(entry.max_packages);
+                Ok(*entry)
+            })
+            .await?;
+        let event = AuditEvent::new(action::QUOTA_SET, Target::scope(level))
+            .detail("max_bytes", now.max_bytes)
+            .detail("max_packages", now.max_packages);
+        self.audit(event).await;
+        Ok(now)
     }
 
     /// Removes the limits of `level`; returns what they were.
     pub async fn unset_quota(&self, level: &Scope) -> Result<Limit, PublishError> {
         self.require_org(&level.org).await?;
-        self.change_quotas(&level.org, |quotas| {
-            quotas
-                .levels
-                .remove(&level.to_string())
-                .ok_or_else(|| PublishError::NotFound(format!("{level} has no quota")))
-        })
-        .await
+        let was = self
+            .change_quotas(&level.org, |quotas| {
+                quotas
+                    .levels
+                    .remove(&level.to_string())
+                    .ok_or_else(|| PublishError::NotFound(format!("{level} has no quota")))
+            })
+            .await?;
+        let event = AuditEvent::new(action::QUOTA_REMOVE, Target::scope(level))
+            .detail("max_bytes", was.max_bytes)
+            .detail("max_packages", was.max_packages);
+        self.audit(event).await;
+        Ok(was)
     }
 
     /// Read, change, write only if unchanged (on stores without conditional

@@ -81,6 +81,7 @@ impl Publisher {
                 .collect();
             self.publish_root(repo_arch, &expect).await?;
         }
+        self.audit_remove(repo, &matching).await;
         Ok(matching)
     }
 

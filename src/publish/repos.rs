@@ -11,6 +11,7 @@
 use super::queries::OrgTree;
 use super::settings_root::SettingsEntry;
 use super::*;
+use crate::audit::{AuditEvent, Target, action};
 use crate::core::Change;
 use crate::repo::Family;
 
@@ -96,6 +97,12 @@ impl Publisher {
             };
             self.change_settings(repo, vec![change]).await?;
         }
+        self.audit_deleted(
+            action::ARCH_DELETE,
+            Target::arch(&repo.arch(arch.clone())),
+            &removed,
+        )
+        .await;
         Ok(removed)
     }
 
@@ -117,6 +124,8 @@ impl Publisher {
             self.change_settings(repo, changes).await?;
         }
         self.stores.delete(&Key::RepoSettings(repo.clone())).await?;
+        self.audit_deleted(action::REPO_DELETE, Target::repo(repo), &removed)
+            .await;
         Ok(removed)
     }
 
@@ -145,6 +154,15 @@ impl Publisher {
             let removed = self.delete_repo(&repo).await?;
             out.push((repo, removed));
         }
+        let target = Target::scope(&crate::repo::Scope::new(
+            org.clone(),
+            Some(*distro),
+            Some(version.clone()),
+            None,
+        )?);
+        let repos: Vec<String> = out.iter().map(|(r, _)| r.repo.to_string()).collect();
+        self.audit(AuditEvent::new(action::VERSION_DELETE, target).detail("repos", repos))
+            .await;
         Ok(out)
     }
 

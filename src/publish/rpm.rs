@@ -278,6 +278,7 @@ impl Publisher {
             self.fill_new_rpm_arches(&format, &repo, &arches, key)
                 .await?;
         }
+        self.audit_uploads(uploads, &results).await;
         Ok(results)
     }
 

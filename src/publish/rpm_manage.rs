@@ -73,6 +73,7 @@ impl Publisher {
         for (arch, changes) in pending {
             self.publish_rpm_arch(&format, &arch, changes, None).await?;
         }
+        self.audit_remove(repo, &matching).await;
         Ok(matching)
     }
 

@@ -7,6 +7,7 @@
 
 use super::settings_root::{SettingsEntry, SettingsFormat};
 use super::*;
+use crate::audit::{AuditEvent, Target, action};
 use crate::core::{self, Change};
 use crate::repo::RootId;
 
@@ -38,6 +39,8 @@ impl Publisher {
         self.refuse_alias_version(repo).await?;
         let root = RootId::Settings(repo.clone());
         core::reindex(&self.stores, &SettingsFormat, &root).await?;
+        self.audit(AuditEvent::new(action::REPO_CREATE, Target::repo(repo)))
+            .await;
         Ok(true)
     }
 
@@ -112,7 +115,14 @@ impl Publisher {
     pub async fn add_arches(&self, repo: &RepoId, arches: &[Arch]) -> Result<(), PublishError> {
         self.require_org(&repo.org).await?;
         let (new, settings) = self.extend_settings(repo, arches, None).await?;
-        self.fill_new_arches(repo, &new, &settings).await
+        self.fill_new_arches(repo, &new, &settings).await?;
+        let added: Vec<&str> = new.iter().map(Arch::as_str).collect();
+        if !added.is_empty() {
+            let event =
+                AuditEvent::new(action::ARCH_ADD, Target::repo(repo)).detail("arches", added);
+            self.audit(event).await;
+        }
+        Ok(())
     }
 
     /// Forgets removed noarch packages, so arches added later do not get them.

@@ -99,6 +99,7 @@ impl Publisher {
             self.fill_new_arches(&upload.repo, &new_arches, &settings)
                 .await?;
         }
+        self.audit_published(&upload.repo, &published).await;
         Ok(published)
     }
 

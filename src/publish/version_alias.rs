@@ -25,7 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::aliases::Aliases;
 use super::*;
-use crate::repo::{Distro, Family, RootId, STATIC_PREFIX, SuiteId, rpm_arch_dir};
+use crate::audit::{AuditEvent, Target, action};
+use crate::repo::{Distro, Family, RootId, STATIC_PREFIX, Scope, SuiteId, rpm_arch_dir};
 
 /// Copies made at once while bringing an alias up to date.
 const COPY_CONCURRENCY: usize = 16;
@@ -180,6 +181,16 @@ impl Publisher {
                 self.drop_alias_index(&arch).await?;
             }
         }
+        let scope = Scope {
+            org: org.clone(),
+            distro: Some(distro),
+            version: Some(target),
+            repo: None,
+        };
+        let event = AuditEvent::new(action::VERSION_ALIAS_SET, Target::scope(&scope))
+            .detail("alias", alias)
+            .detail("previous", &previous);
+        self.audit(event).await;
         Ok(previous)
     }
 
@@ -208,6 +219,15 @@ impl Publisher {
         for arch in self.alias_arches(org, distro, &alias_seg).await? {
             self.drop_alias_index(&arch).await?;
         }
+        let scope = Scope {
+            org: org.clone(),
+            distro: Some(distro),
+            version: Some(Segment::parse("version", &target)?),
+            repo: None,
+        };
+        let event = AuditEvent::new(action::VERSION_ALIAS_REMOVE, Target::scope(&scope))
+            .detail("alias", alias);
+        self.audit(event).await;
         Ok(target)
     }
 

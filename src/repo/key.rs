@@ -251,6 +251,8 @@ pub enum Key {
     Quotas(Org),
     /// A repository's settings (configured arches).
     RepoSettings(RepoId),
+    /// A repository's retention rule.
+    Retention(RepoId),
     /// The manifest of one root's records (`state.json`).
     IndexState(RootId),
     /// A package removed from the index whose file is kept for a grace period.
@@ -309,6 +311,7 @@ impl Key {
                 format!("{CONFIG_PREFIX}{}/deleted/{file}.json", arch.path())
             }
             Key::RepoSettings(repo) => format!("{CONFIG_PREFIX}{}/repo.json", repo.path()),
+            Key::Retention(repo) => format!("{CONFIG_PREFIX}{}/retention.json", repo.path()),
             Key::IndexState(root) => format!("{CONFIG_PREFIX}{}/state.json", root.path()),
             Key::IndexMarker(root) => format!("{CONFIG_PREFIX}{}/index.json", root.path()),
             Key::Chunk { root, name } => {
@@ -457,6 +460,16 @@ impl Key {
             file: file.clone(),
         };
         (key.path() == path).then_some((arch, file))
+    }
+
+    /// The repository of a [`Key::Retention`] path, if `path` is one.
+    pub fn parse_retention(path: &str) -> Option<RepoId> {
+        let rest = path.strip_prefix(CONFIG_PREFIX)?;
+        let parts: Vec<&str> = rest.strip_suffix("/retention.json")?.split('/').collect();
+        let [org, distro, version, repo] = parts.as_slice() else {
+            return None;
+        };
+        RepoId::parse(org, distro, version, repo).ok()
     }
 
     /// The prefix of the organization records.

@@ -219,7 +219,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the
@@ -239,6 +239,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(
             stream,
+            peer,
             router.clone(),
             limits,
             Connection {
@@ -282,6 +283,7 @@ type ResponseFuture =
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: ServerLimits,
     connection: Connection,
@@ -292,11 +294,15 @@ async fn serve_connection(
         let router = router.clone();
         let busy = Busy::new(&conn);
         let respond: ResponseFuture = Box::pin(async move {
-            let request = request.map(|inner| TimedBody {
+            let mut request = request.map(|inner| TimedBody {
                 inner,
                 timeout: body_timeout,
                 sleep: None,
             });
+            // The peer, for the audit log (`crate::api::auth::client_address`).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let response = match router.oneshot(request).await {
                 Ok(response) => response,
                 Err(infallible) => match infallible {},

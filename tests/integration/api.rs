@@ -1505,6 +1505,20 @@ fn validator() -> Option<PathBuf> {
 
 /// Every route the router serves, by method and path template.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/orgs/{org}/audit"),
+    (
+        "get",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/retention",
+    ),
+    (
+        "put",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/retention",
+    ),
+    (
+        "post",
+        "/api/v1/orgs/{org}/distros/{distro}/versions/{version}/repos/{repo}/retention/apply",
+    ),
     ("get", "/api/v1/orgs"),
     ("post", "/api/v1/orgs"),
     ("get", "/api/v1/orgs/{org}"),

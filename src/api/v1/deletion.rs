@@ -44,8 +44,8 @@ pub(super) async fn delete_version(
 ) -> Result<Json<Deleted>, ApiError> {
     let (org, distro, version) = path.parse()?;
     auth.require_write(&version_level(&org, distro, &version), "delete")?;
-    let deleted = state
-        .publisher()
+    let deleted = auth
+        .publisher(&state)
         .delete_version(&org, &distro, &version)
         .await?;
     let mut out = Deleted {
@@ -83,7 +83,7 @@ pub(super) async fn delete_repo(
 ) -> Result<Json<Deleted>, ApiError> {
     let repo = path.repo_id()?;
     auth.require_write(&repo_level(&repo), "delete")?;
-    let removed = state.publisher().delete_repo(&repo).await?;
+    let removed = auth.publisher(&state).delete_repo(&repo).await?;
     tracing::info!(repo = %repo, packages = removed.len(), "repository deleted");
     Ok(Json(Deleted {
         repositories: vec![RepoInfo::new(&repo, Vec::new())],
@@ -114,7 +114,7 @@ pub(super) async fn delete_arch(
 ) -> Result<Json<Deleted>, ApiError> {
     let (repo, arch) = path.parse()?;
     auth.require_write(&repo_level(&repo), "delete architectures of")?;
-    let removed = state.publisher().delete_arch(&repo, &arch).await?;
+    let removed = auth.publisher(&state).delete_arch(&repo, &arch).await?;
     tracing::info!(repo = %repo, arch = %arch, packages = removed.len(), "architecture deleted");
     let arches = state.publisher().arches(&repo).await?;
     Ok(Json(Deleted {

@@ -51,8 +51,8 @@ pub(super) async fn import_key(
         "change signing keys of",
     )?;
     state.publisher().get_org(&org).await?;
-    let imported = state
-        .publisher()
+    let imported = auth
+        .publisher(&state)
         .import_key(&scope, &body.pem, body.replace)
         .await?;
     tracing::info!(scope = %scope, key = %imported.key_name, "signing key imported");

@@ -97,8 +97,8 @@ pub(super) async fn create_key(
         "change signing keys of",
     )?;
     state.publisher().get_org(&org).await?;
-    let generated = state
-        .publisher()
+    let generated = auth
+        .publisher(&state)
         .generate_key(&scope, bits, body.replace)
         .await?;
     Ok((

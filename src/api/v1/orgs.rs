@@ -82,7 +82,7 @@ pub(super) async fn create_org(
 ) -> Result<(StatusCode, Json<OrgInfo>), ApiError> {
     auth.require_write(&TokenLevel::Admin, "create organizations in")?;
     let org = parse_org(&body.name)?;
-    let record = state.publisher().create_org(&org).await?;
+    let record = auth.publisher(&state).create_org(&org).await?;
     Ok((
         StatusCode::CREATED,
         Json(OrgInfo {
@@ -142,7 +142,7 @@ pub(super) async fn delete_org(
 ) -> Result<StatusCode, ApiError> {
     let org = parse_org(&path.org)?;
     auth.require_write(&TokenLevel::Admin, "delete organizations of")?;
-    state.publisher().delete_org(&org, query.force).await?;
+    auth.publisher(&state).delete_org(&org, query.force).await?;
     // Its tokens went with it: none may be used here from the cache.
     state.tokens().forget_below(&org_level(&org));
     Ok(StatusCode::NO_CONTENT)

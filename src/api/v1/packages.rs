@@ -107,6 +107,7 @@ pub(super) async fn list_packages(
 /// Receives an upload and publishes it; answers once the signed indexes list it.
 pub(crate) async fn publish_upload(
     state: &ApiState,
+    auth: &Auth,
     repo: &RepoId,
     received: &upload::Received,
     arches: Vec<Arch>,
@@ -116,8 +117,8 @@ pub(crate) async fn publish_upload(
         None => (None, Vec::new()),
     };
     let started = Instant::now();
-    let published = state
-        .publisher()
+    let published = auth
+        .publisher(state)
         .upload(&Upload {
             repo: repo.clone(),
             arch,
@@ -175,8 +176,7 @@ pub(super) async fn upload_package(
     auth.require_write(&repo_level(&repo), "publish to")?;
     // Before accepting the body: an unknown org or repository is refused
     // without staging anything.
-    state
-        .publisher()
+    auth.publisher(&state)
         .check_upload_target(&repo, query.create)
         .await?;
     let received = upload::receive(&state, request, &["arch"]).await?;
@@ -184,7 +184,7 @@ pub(super) async fn upload_package(
         .values("arch")
         .map(|a| Arch::parse(a).map_err(ApiError::from))
         .collect::<Result<Vec<_>, _>>()?;
-    let published = publish_upload(&state, &repo, &received, arches).await?;
+    let published = publish_upload(&state, &auth, &repo, &received, arches).await?;
     let status = if published.iter().all(|p| p.unchanged) {
         StatusCode::OK
     } else {
@@ -223,8 +223,8 @@ pub(super) async fn delete_package(
     let what = Segment::parse("package", &path.package)?;
     auth.require_write(&repo_level(&repo), "remove packages from")?;
     tree::existing_repo(state.publisher(), &repo).await?;
-    let removed = state
-        .publisher()
+    let removed = auth
+        .publisher(&state)
         .remove(&repo, arch.as_ref(), what.as_str())
         .await?;
     for l in &removed {

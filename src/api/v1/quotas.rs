@@ -201,7 +201,7 @@ pub(super) async fn put_quota(
         max_bytes: body.max_bytes,
         max_packages: body.max_packages,
     };
-    let now = state.publisher().set_quota(&level, limit).await?;
+    let now = auth.publisher(&state).set_quota(&level, limit).await?;
     Ok(Json(QuotaInfo::new(level.to_string(), now)))
 }
 
@@ -228,7 +228,7 @@ pub(super) async fn delete_quota(
 ) -> Result<Json<QuotaInfo>, ApiError> {
     let level = query.scope(&path.org)?;
     require_quota_admin(&auth, &level)?;
-    let was = state.publisher().unset_quota(&level).await?;
+    let was = auth.publisher(&state).unset_quota(&level).await?;
     Ok(Json(QuotaInfo::new(level.to_string(), was)))
 }
 

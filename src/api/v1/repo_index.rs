@@ -109,8 +109,8 @@ pub(super) async fn repair_indexes(
     let (repo, arch) = parse(&path, &query)?;
     auth.require_write(&level(&repo), "repair indexes of")?;
     require_existing(&state, &repo, arch.as_ref()).await?;
-    let repaired = state
-        .publisher()
+    let repaired = auth
+        .publisher(&state)
         .repair_repo_indexes(&repo, arch.as_ref())
         .await?;
     tracing::info!(repo = %repo, "indexes repaired");

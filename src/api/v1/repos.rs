@@ -239,9 +239,9 @@ pub(super) async fn put_repo(
     let repo = path.repo_id()?;
     let arches = parse_arches(&spec.architectures)?;
     auth.require_write(&repo_level(&repo), "create repositories in")?;
-    let created = tree::ensure_repo(state.publisher(), &repo).await?;
+    let created = tree::ensure_repo(&auth.publisher(&state), &repo).await?;
     if !arches.is_empty() {
-        state.publisher().add_arches(&repo, &arches).await?;
+        auth.publisher(&state).add_arches(&repo, &arches).await?;
     }
     let arches = state.publisher().arches(&repo).await?;
     let status = if created {
@@ -314,7 +314,7 @@ pub(super) async fn add_arches(
     let repo = path.repo_id()?;
     let arches = parse_arches(&body.architectures)?;
     auth.require_write(&repo_level(&repo), "add architectures to")?;
-    state.publisher().add_arches(&repo, &arches).await?;
+    auth.publisher(&state).add_arches(&repo, &arches).await?;
     let arches = state.publisher().arches(&repo).await?;
     Ok(Json(arches.iter().map(ToString::to_string).collect()))
 }

@@ -76,6 +76,9 @@ pub(super) async fn create_token(
         .tokens()
         .create_by(&auth.0, &level, &body.name, body.read_only, lifetime)
         .await?;
+    auth.publisher(&state)
+        .audit_token(crate::audit::action::TOKEN_CREATE, &info)
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -108,5 +111,9 @@ pub(super) async fn revoke_token(
 ) -> Result<Json<TokenInfo>, ApiError> {
     let level = query.level()?;
     auth.require_token_admin(&level, true)?;
-    Ok(Json(state.tokens().revoke(&level, &path.id).await?))
+    let revoked = state.tokens().revoke(&level, &path.id).await?;
+    auth.publisher(&state)
+        .audit_token(crate::audit::action::TOKEN_REVOKE, &revoked)
+        .await;
+    Ok(Json(revoked))
 }

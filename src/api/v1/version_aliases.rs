@@ -126,8 +126,8 @@ pub(super) async fn put_alias(
     let (org, distro, alias) = path.parse()?;
     Segment::parse("version", &body.version)?;
     auth.require_write(&distro_level(&org, distro)?, "change aliases of")?;
-    let previous = state
-        .publisher()
+    let previous = auth
+        .publisher(&state)
         .set_version_alias(&org, distro, alias.as_str(), &body.version)
         .await?;
     Ok(Json(VersionAliasTarget {
@@ -160,8 +160,8 @@ pub(super) async fn delete_alias(
 ) -> Result<Json<VersionAliasTarget>, ApiError> {
     let (org, distro, alias) = path.parse()?;
     auth.require_write(&distro_level(&org, distro)?, "change aliases of")?;
-    let version = state
-        .publisher()
+    let version = auth
+        .publisher(&state)
         .unset_version_alias(&org, distro, alias.as_str())
         .await?;
     Ok(Json(VersionAliasTarget {
