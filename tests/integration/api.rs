@@ -1557,6 +1557,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/orgs/{org}/keys"),
     ("post", "/api/v1/orgs/{org}/keys"),
     ("post", "/api/v1/orgs/{org}/keys/import"),
+    ("get", "/api/v1/orgs/{org}/quotas"),
+    ("put", "/api/v1/orgs/{org}/quotas"),
+    ("delete", "/api/v1/orgs/{org}/quotas"),
+    ("get", "/api/v1/orgs/{org}/usage"),
     (
         "delete",
         "/api/v1/orgs/{org}/distros/{distro}/versions/{version}",
