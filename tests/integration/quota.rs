@@ -497,3 +497,80 @@ async fn debian_counts_all_packages_and_aliases_once(ctx: Ctx) {
 }
 
 backend_tests!([local, garage, moto] debian_counts_all_packages_and_aliases_once);
+
+#[tokio::test]
+async fn cli_remote_mode_goes_through_the_api_and_its_token_rules() {
+    use crate::api::{run_cli, serve_on_loopback};
+    let app = TestApp::new().await;
+    let server = serve_on_loopback(&app).await;
+    let org_token = app.token("acme", false).await;
+    let repo_token = app.token("acme/alpine/edge/main", false).await;
+    let env = |token: &str| {
+        vec![
+            ("PACKAGES_SERVER", server.clone()),
+            ("PACKAGES_TOKEN", token.to_owned()),
+        ]
+    };
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let level = [
+        "--org",
+        "acme",
+        "--distro",
+        "alpine",
+        "--version",
+        "edge",
+        "--repo",
+        "main",
+    ];
+    let set: Vec<String> = args(&["quota", "set", "--max-packages", "3"])
+        .into_iter()
+        .chain(args(&level))
+        .collect();
+    // A repo token is refused (403 from the server), an org token sets.
+    let refused = run_cli(set.clone(), env(&repo_token)).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("may not change quotas"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = run_cli(set, env(&org_token)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "acme/alpine/edge/main: max bytes -, max packages 3"
+    );
+    let shown = run_cli(args(&["quota", "show", "--org", "acme"]), env(&repo_token)).await;
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("max packages 3"));
+    let usage = run_cli(
+        args(&["--json", "usage"])
+            .into_iter()
+            .chain(args(&level))
+            .collect(),
+        env(&repo_token),
+    )
+    .await;
+    assert!(
+        usage.status.success(),
+        "{}",
+        String::from_utf8_lossy(&usage.stderr)
+    );
+    let usage: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
+    assert_eq!(usage["levels"][0]["level"], "acme/alpine/edge/main");
+    assert_eq!(usage["levels"][0]["limit"]["max_packages"], 3);
+    let unset: Vec<String> = args(&["quota", "unset"])
+        .into_iter()
+        .chain(args(&level))
+        .collect();
+    assert!(
+        run_cli(unset.clone(), env(&org_token))
+            .await
+            .status
+            .success()
+    );
+    assert!(!run_cli(unset, env(&org_token)).await.status.success());
+}
