@@ -1,12 +1,14 @@
 //! `packages quota set|show|unset` and `packages usage`: quotas per org,
-//! distro, version and repo (`docs/quotas.md`). On the store only: through a
-//! server use the API (`/api/v1/orgs/{org}/quotas`, `/usage`).
+//! distro, version and repo (`docs/quotas.md`); on the store, or through a
+//! server in remote mode ([`Backend`]).
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
+use std::collections::BTreeMap;
+
 use super::output::print_json;
-use crate::publish::Publisher;
+use super::remote::Backend;
 use crate::publish::quota::{Limit, UsageReport};
 use crate::repo::{Distro, Org, Scope, Segment};
 
@@ -98,7 +100,12 @@ fn show(limit: Option<u64>) -> String {
 }
 
 /// Runs `packages quota ...`.
-pub(super) async fn quota(publisher: &Publisher, command: QuotaCommand, json: bool) -> Result<()> {
+pub(super) async fn quota<'a>(
+    backend: impl Into<Backend<'a>>,
+    command: QuotaCommand,
+    json: bool,
+) -> Result<()> {
+    let publisher = backend.into();
     match command {
         QuotaCommand::Set {
             level,
@@ -121,21 +128,14 @@ pub(super) async fn quota(publisher: &Publisher, command: QuotaCommand, json: bo
         }
         QuotaCommand::Show(level) => {
             let scope = level.scope()?;
-            publisher.get_org(&scope.org).await?;
-            let quotas = publisher.quotas(&scope.org).await?;
             let name = scope.to_string();
-            let below = format!("{name}/");
-            let shown: std::collections::BTreeMap<&String, &Limit> = quotas
-                .levels
-                .iter()
-                .filter(|(level, _)| **level == name || level.starts_with(&below))
-                .collect();
+            let shown = publisher.quota_levels(&scope).await?;
             if json {
                 print_json(&shown)?;
             } else if shown.is_empty() {
                 eprintln!("no quota at or below {name}");
             } else {
-                for (level, limit) in shown {
+                for (level, limit) in &shown {
                     print_limit(level, limit, false)?;
                 }
             }
@@ -173,7 +173,12 @@ fn print_limit(level: &str, limit: &Limit, json: bool) -> Result<()> {
 }
 
 /// Runs `packages usage ...`: one line per level, its usage and limits.
-pub(super) async fn usage(publisher: &Publisher, level: QuotaLevelArgs, json: bool) -> Result<()> {
+pub(super) async fn usage<'a>(
+    backend: impl Into<Backend<'a>>,
+    level: QuotaLevelArgs,
+    json: bool,
+) -> Result<()> {
+    let publisher = backend.into();
     let scope = level.scope()?;
     let report: UsageReport = publisher
         .usage_report(&scope)
@@ -195,6 +200,52 @@ pub(super) async fn usage(publisher: &Publisher, level: QuotaLevelArgs, json: bo
         );
     }
     Ok(())
+}
+
+impl Backend<'_> {
+    /// The limits of `level` and of the levels below it.
+    async fn quota_levels(&self, level: &Scope) -> Result<BTreeMap<String, Limit>> {
+        let name = level.to_string();
+        let below = format!("{name}/");
+        Ok(match self {
+            Backend::Store(p) => {
+                p.get_org(&level.org).await?;
+                p.quotas(&level.org)
+                    .await?
+                    .levels
+                    .into_iter()
+                    .filter(|(l, _)| *l == name || l.starts_with(&below))
+                    .collect()
+            }
+            Backend::Server(c) => c
+                .quotas(level)
+                .await?
+                .into_iter()
+                .map(|q| (q.level, q.limit))
+                .collect(),
+        })
+    }
+
+    async fn set_quota(&self, level: &Scope, limit: Limit) -> Result<Limit> {
+        Ok(match self {
+            Backend::Store(p) => p.set_quota(level, limit).await?,
+            Backend::Server(c) => c.set_quota(level, &limit).await?,
+        })
+    }
+
+    async fn unset_quota(&self, level: &Scope) -> Result<Limit> {
+        Ok(match self {
+            Backend::Store(p) => p.unset_quota(level).await?,
+            Backend::Server(c) => c.unset_quota(level).await?,
+        })
+    }
+
+    async fn usage_report(&self, level: &Scope) -> Result<UsageReport> {
+        Ok(match self {
+            Backend::Store(p) => p.usage_report(level).await?,
+            Backend::Server(c) => c.usage(level).await?,
+        })
+    }
 }
 
 #[cfg(test)]

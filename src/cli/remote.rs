@@ -72,6 +72,8 @@ pub(super) async fn run(remote: &RemoteArgs, command: Command, json: bool) -> Re
         Command::Key(command) => super::remote_key::key(client, command, json).await,
         Command::Suite(command) => suite::suite(client, command, json).await,
         Command::Alias(command) => super::alias::alias(client, command, json).await,
+        Command::Quota(command) => super::quota::quota(client, command, json).await,
+        Command::Usage(level) => super::quota::usage(client, level, json).await,
         Command::Upload(args) => packages::remote_upload(client, &args, json).await,
         Command::List(args) => packages::list(client, args, json).await,
         Command::Remove(args) => packages::remove(client, args, json).await,

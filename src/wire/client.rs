@@ -5,6 +5,7 @@
 //! other commands are in [`manage`].
 
 mod manage;
+mod quota;
 
 use std::path::Path;
 

@@ -425,3 +425,152 @@ async fn api_quotas_are_set_by_admin_and_org_tokens_only() {
     .await
     .expect(201);
 }
+
+/// Debian: an `Architecture: all` package counts once; a suite alias adds
+/// nothing; a component (repo) quota counts only its component.
+async fn debian_counts_all_packages_and_aliases_once(ctx: Ctx) {
+    use crate::deb::{deb_fixture, deb_upload, setup_debian};
+    let stores = ctx.shared().await;
+    let p = setup_debian(&stores).await;
+    let size = |file: &str| std::fs::metadata(deb_fixture(file)).unwrap().len();
+    let all = "sensible-utils_0.0.17+nmu1_all.deb";
+    let hello = "hello_2.10-3_amd64.deb";
+    p.upload(&deb_upload("bookworm", "main", all))
+        .await
+        .unwrap();
+    p.upload(&deb_upload("bookworm", "contrib", hello))
+        .await
+        .unwrap();
+    let suite = packages::repo::SuiteId::new(
+        Org::parse(ORG).unwrap(),
+        packages::repo::Distro::parse("debian").unwrap(),
+        "bookworm",
+    )
+    .unwrap();
+    p.set_alias(&suite, "stable").await.unwrap();
+
+    let debian = RepoId::parse(ORG, "debian", "bookworm", "contrib").unwrap();
+    let contrib = debian.scope();
+    let report = p
+        .usage_report(&contrib.ancestry()[3]) // the org
+        .await
+        .unwrap();
+    let at = |name: &str| {
+        report
+            .levels
+            .iter()
+            .find(|l| l.level == name)
+            .unwrap_or_else(|| panic!("{name} in {report:?}"))
+            .clone()
+    };
+    assert_eq!(at("acme/debian").packages, 2, "{report:?}");
+    assert_eq!(at("acme/debian").bytes, size(all) + size(hello));
+    assert_eq!(at("acme/debian/bookworm/main").packages, 1);
+    assert_eq!(at("acme/debian/bookworm/contrib").bytes, size(hello));
+    assert!(report.levels.iter().all(|l| !l.level.contains("stable")));
+
+    // A quota on the component: full with one package; main is not limited.
+    p.set_quota(
+        &contrib,
+        Limit {
+            max_bytes: None,
+            max_packages: Some(1),
+        },
+    )
+    .await
+    .unwrap();
+    let jq = "jq_1.6-2.1+deb12u3_amd64.deb";
+    let refused = p
+        .upload(&deb_upload("bookworm", "contrib", jq))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, PublishError::QuotaExceeded { level, .. } if level == "acme/debian/bookworm/contrib"),
+        "{refused}"
+    );
+    assert_eq!(p.level_usage(&contrib).await.unwrap().packages, 1);
+    // The same file again adds nothing; main takes the other one.
+    p.upload(&deb_upload("bookworm", "contrib", hello))
+        .await
+        .unwrap();
+    p.upload(&deb_upload("bookworm", "main", jq)).await.unwrap();
+}
+
+backend_tests!([local, garage, moto] debian_counts_all_packages_and_aliases_once);
+
+#[tokio::test]
+async fn cli_remote_mode_goes_through_the_api_and_its_token_rules() {
+    use crate::api::{run_cli, serve_on_loopback};
+    let app = TestApp::new().await;
+    let server = serve_on_loopback(&app).await;
+    let org_token = app.token("acme", false).await;
+    let repo_token = app.token("acme/alpine/edge/main", false).await;
+    let env = |token: &str| {
+        vec![
+            ("PACKAGES_SERVER", server.clone()),
+            ("PACKAGES_TOKEN", token.to_owned()),
+        ]
+    };
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let level = [
+        "--org",
+        "acme",
+        "--distro",
+        "alpine",
+        "--version",
+        "edge",
+        "--repo",
+        "main",
+    ];
+    let set: Vec<String> = args(&["quota", "set", "--max-packages", "3"])
+        .into_iter()
+        .chain(args(&level))
+        .collect();
+    // A repo token is refused (403 from the server), an org token sets.
+    let refused = run_cli(set.clone(), env(&repo_token)).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("may not change quotas"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = run_cli(set, env(&org_token)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "acme/alpine/edge/main: max bytes -, max packages 3"
+    );
+    let shown = run_cli(args(&["quota", "show", "--org", "acme"]), env(&repo_token)).await;
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("max packages 3"));
+    let usage = run_cli(
+        args(&["--json", "usage"])
+            .into_iter()
+            .chain(args(&level))
+            .collect(),
+        env(&repo_token),
+    )
+    .await;
+    assert!(
+        usage.status.success(),
+        "{}",
+        String::from_utf8_lossy(&usage.stderr)
+    );
+    let usage: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
+    assert_eq!(usage["levels"][0]["level"], "acme/alpine/edge/main");
+    assert_eq!(usage["levels"][0]["limit"]["max_packages"], 3);
+    let unset: Vec<String> = args(&["quota", "unset"])
+        .into_iter()
+        .chain(args(&level))
+        .collect();
+    assert!(
+        run_cli(unset.clone(), env(&org_token))
+            .await
+            .status
+            .success()
+    );
+    assert!(!run_cli(unset, env(&org_token)).await.status.success());
+}
