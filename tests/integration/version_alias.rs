@@ -172,9 +172,10 @@ async fn dnf_installs_through_an_rpm_alias(ctx: Ctx) {
         .await
         .with_public_url(Some(server.1.clone()));
     let fedora = Distro::parse("fedora").unwrap();
+    // Named arch: a new version has no arches yet for noarch packages.
     let upload = |version: &str, file: &str| Upload {
         repo: RepoId::parse(ORG, "fedora", version, RPM_REPO).unwrap(),
-        arch: None,
+        arch: Some(packages::repo::Arch::parse("x86_64").unwrap()),
         extra_arches: Vec::new(),
         path: rpm_fixture(file),
         display_name: file.to_owned(),
