@@ -137,10 +137,14 @@ impl Publisher {
     }
 }
 
+/// The record of one published file, naming the arches it changed; none
+/// when it changed nothing (an identical re-upload is not a change, and
+/// writes nothing).
 fn published_event(repo: &RepoId, published: &[Published]) -> Option<AuditEvent> {
-    let first = published.first()?;
+    let changed: Vec<&Published> = published.iter().filter(|p| !p.unchanged).collect();
+    let first = changed.first()?;
     let record = &first.record;
-    let arches: Vec<&str> = published.iter().map(|p| p.arch.as_str()).collect();
+    let arches: Vec<&str> = changed.iter().map(|p| p.arch.as_str()).collect();
     Some(
         AuditEvent::new(
             action::PACKAGE_PUBLISH,
@@ -150,7 +154,6 @@ fn published_event(repo: &RepoId, published: &[Published]) -> Option<AuditEvent>
         .detail("file", &first.file)
         .detail("sha256", &record.sha256)
         .detail("size", record.file_size)
-        .detail("arches", arches)
-        .detail("unchanged", published.iter().all(|p| p.unchanged)),
+        .detail("arches", arches),
     )
 }
