@@ -18,6 +18,8 @@ use crate::formats::rpm::sign::sign_rpm;
 use crate::formats::rpm::{RpmLimits, RpmPackage, RpmRecord, RpmRepo, read_rpm};
 use crate::repo::{Family, RootId};
 
+mod quota;
+
 /// How many files of one upload are stored at once.
 const STORE_CONCURRENCY: usize = 8;
 
@@ -280,43 +282,6 @@ impl Publisher {
         }
         self.audit_uploads(uploads, &results).await;
         Ok(results)
-    }
-
-    /// Checks and reserves what checked `.rpm` uploads add (per target arch,
-    /// and the noarch copies arches new to a repository get).
-    async fn reserve_rpm_quota(
-        &self,
-        uploads: &[Upload],
-        checked: &[Checked],
-    ) -> Result<super::quota::Reservation, PublishError> {
-        use super::quota::Planned;
-        let mut planned = Vec::new();
-        let mut limited: BTreeMap<crate::repo::Org, bool> = BTreeMap::new();
-        for c in checked {
-            let file = &uploads[c.index].display_name;
-            let r = &c.record;
-            planned.extend(Planned::per_arch(
-                &c.repo,
-                &c.targets,
-                &r.file_name,
-                &r.sha256,
-                r.size,
-                file,
-            ));
-            let org = &c.repo.org;
-            let has = match limited.get(org) {
-                Some(has) => *has,
-                None => {
-                    let has = self.has_quotas(org).await?;
-                    limited.insert(org.clone(), has);
-                    has
-                }
-            };
-            if has {
-                planned.extend(self.planned_fill(&c.repo, &c.targets, file).await?);
-            }
-        }
-        self.reserve_quota(&planned).await
     }
 
     /// Publishes one RPM repo arch with `changes` known to be pending.
