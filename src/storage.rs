@@ -6,7 +6,7 @@
 //! contract ([`Consistency`]). A store is chosen by URL ([`StorageUrl`]):
 //! `s3://BUCKET[/PREFIX]`, or a local directory given as a path or `file://`
 //! URL. For tests there are [`MemoryStore`] (in-process, either contract) and
-//! [`FaultyStore`] (wraps any store: crashes, failures, latency, request counts).
+//! [`FaultyStore`] (wraps any store: crashes, failures, latency, held puts, request counts).
 //!
 //! Whether a store enforces [`PutMode::Create`]/[`PutMode::Update`] is known
 //! for the local directory and memory, *probed* once for S3 (Garage 2.5, for
@@ -20,7 +20,7 @@ pub mod memory;
 mod s3;
 mod url;
 
-pub use faulty::{CrashMode, FaultHandle, FaultyStore, RequestCounts};
+pub use faulty::{CrashMode, FaultHandle, FaultyStore, HeldPut, RequestCounts};
 pub use handle::Storage;
 pub use local::LocalStore;
 pub use memory::MemoryStore;

@@ -55,6 +55,11 @@ pub(super) enum Publication {
     Current,
     /// Another writer is ahead or raced us: re-read the state and try again.
     Retry,
+    /// As [`Publication::Retry`], but this call wrote files that go with a
+    /// root file (detached signatures, `Release`, keyrings) and may have
+    /// overwritten those of the root file now published: the next attempt
+    /// must publish again even if the marker says the state is shown.
+    Clobbered,
 }
 
 fn mode_for(etag: Option<String>, conditional: bool) -> PutMode {
@@ -277,21 +282,30 @@ pub(super) async fn publish_root<F: Format>(
             .await?;
     }
     // Auxiliary files first, several at a time: the root file is the commit point.
-    futures::stream::iter(rendered.files.into_iter().chain(signed))
-        .map(|(aux, body)| async move { stores.put(&aux, body.into(), PutMode::Overwrite).await })
-        .buffer_unordered(AUX_WRITES)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let aux_written: Vec<(Key, ObjectMeta)> =
+        futures::stream::iter(rendered.files.into_iter().chain(signed))
+            .map(|(aux, body)| async move {
+                let meta = stores.put(&aux, body.into(), PutMode::Overwrite).await?;
+                Ok::<_, StorageError>((aux, meta))
+            })
+            .buffer_unordered(AUX_WRITES)
+            .try_collect()
+            .await?;
     let written = match stores
         .put(&root_key, bytes.into(), mode_for(base_etag, conditional))
         .await
     {
         Ok(meta) => meta,
+        // Another writer's root file won, but the files written above may
+        // have landed after its own: they are this call's to put right.
         Err(StorageError::Precondition { .. } | StorageError::AlreadyExists { .. }) => {
-            return Ok(Publication::Retry);
+            return Ok(Publication::Clobbered);
         }
         Err(e) => return Err(e.into()),
     };
+    if !conditional && !companions_intact(stores, &root_key, &written, &aux_written).await? {
+        return Ok(Publication::Clobbered);
+    }
     // The browse page, from the same parts, once the index it shows is out
     // and before the marker says so: a crash here leaves the marker
     // incomplete and the next publish writes both again.
@@ -327,4 +341,36 @@ pub(super) async fn publish_root<F: Format>(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Without conditional writes: whether the files this call wrote before its
+/// root file are still its own, now that its root file is written. A writer
+/// whose root file lost the race (a later one replaced it) has nothing to
+/// put right: that later writer checks the same after its own root file.
+/// When the root file is still this call's, a companion written by another
+/// writer (a detached signature of another `repomd.xml`) landed after this
+/// call's: publishing again fixes it. The last writer of the root file thus
+/// always leaves its companions matching it.
+async fn companions_intact(
+    stores: &Stores,
+    root_key: &Key,
+    written: &ObjectMeta,
+    aux: &[(Key, ObjectMeta)],
+) -> Result<bool, IndexError> {
+    use futures::{StreamExt, TryStreamExt};
+    if stores.head(root_key).await?.map(|m| m.etag) != Some(written.etag.clone()) {
+        return Ok(true);
+    }
+    let owned: Vec<(Key, String)> = aux
+        .iter()
+        .map(|(k, m)| (k.clone(), m.etag.clone()))
+        .collect();
+    let changed: Vec<bool> = futures::stream::iter(owned)
+        .map(|(key, etag)| async move {
+            Ok::<_, StorageError>(stores.head(&key).await?.map(|m| m.etag) != Some(etag))
+        })
+        .buffer_unordered(AUX_WRITES)
+        .try_collect()
+        .await?;
+    Ok(!changed.contains(&true))
 }

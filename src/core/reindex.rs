@@ -103,6 +103,9 @@ pub async fn reindex_with<F: Format>(
     let mut key = known.key;
     let mut wrote_index = false;
     let mut vanished: Option<Option<String>> = None;
+    // Set once this writer may have overwritten the companions of another
+    // writer's root file: it publishes again until its own root file is out.
+    let mut must_publish = false;
     for round in 0..MAX_ROUNDS {
         let started = Instant::now();
         let listed = list_pending(stores, root).await?;
@@ -237,13 +240,21 @@ pub async fn reindex_with<F: Format>(
             conditional,
             &fresh,
             &mut key,
-            false,
+            must_publish,
         )
         .await?
         {
-            Publication::Wrote => wrote_index = true,
+            Publication::Wrote => {
+                wrote_index = true;
+                must_publish = false;
+            }
             Publication::Current => {}
             Publication::Retry => {
+                backoff(round).await;
+                continue;
+            }
+            Publication::Clobbered => {
+                must_publish = true;
                 backoff(round).await;
                 continue;
             }

@@ -14,6 +14,9 @@
 //!   Garage does; the store then reports [`Consistency::LastWriterWins`].
 //! - **latency** added before every request.
 //! - **fail the next N requests** with a backend error (not applied).
+//! - **hold a put** to a key ending in a given suffix before it reaches the
+//!   store, until the test releases it ([`FaultHandle::hold_put`]): a slow
+//!   request, landing after other writers' requests.
 //! - **request counters** per operation ([`RequestCounts`]), and the number of
 //!   writes so far, both reset by [`FaultHandle::reset_counts`]. A `list` counts
 //!   as one request whatever the number of pages. Requests a crashed store
@@ -156,6 +159,27 @@ struct Faults {
     drop_preconditions: bool,
     latency: Duration,
     fail_next: u64,
+    /// Puts to hold, by key suffix (each holds one put).
+    holds: Vec<(String, HeldPut)>,
+}
+
+/// A put held before it reaches the store ([`FaultHandle::hold_put`]).
+#[derive(Debug, Clone, Default)]
+pub struct HeldPut {
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl HeldPut {
+    /// Waits until the put to hold has been made (and is held).
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the held put go on to the store (before or after it was made).
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 /// Controls a [`FaultyStore`] at run time; clones control the same store.
@@ -210,6 +234,15 @@ impl FaultHandle {
     /// Fails the next `n` requests with a backend error; they are not applied.
     pub fn fail_next(&self, n: u64) {
         self.lock().fail_next = n;
+    }
+
+    /// Holds the next put to a key ending in `suffix` before it reaches the
+    /// store (the request is counted once released), until
+    /// [`HeldPut::release`].
+    pub fn hold_put(&self, suffix: &str) -> HeldPut {
+        let held = HeldPut::default();
+        self.lock().holds.push((suffix.to_owned(), held.clone()));
+        held
     }
 
     /// Writes (put, delete, copy) made since creation or [`FaultHandle::reset_counts`].
@@ -366,6 +399,15 @@ impl ObjectStore for FaultyStore {
         mode: PutMode,
     ) -> StoreFuture<'a, ObjectMeta> {
         Box::pin(async move {
+            let held = {
+                let mut f = self.handle.lock();
+                let at = f.holds.iter().position(|(suffix, _)| key.ends_with(suffix));
+                at.map(|i| f.holds.remove(i).1)
+            };
+            if let Some(held) = held {
+                held.reached.notify_one();
+                held.release.notified().await;
+            }
             // Decided when the request is made, as a server would.
             let mode = if self.handle.lock().drop_preconditions {
                 PutMode::Overwrite

@@ -18,6 +18,7 @@ mod cdn;
 mod cli;
 mod cli_remote;
 mod cli_store;
+mod companions;
 mod concurrency;
 mod crash;
 mod crash_points;

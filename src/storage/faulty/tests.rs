@@ -262,3 +262,24 @@ async fn fails_the_next_requests_without_applying_them() {
     faults.heal();
     s.head("k").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_held_put_lands_only_when_released() {
+    let (memory, faults, s) = setup();
+    let s = Arc::new(s);
+    let held = faults.hold_put("/slow");
+    let s2 = s.clone();
+    let task = tokio::spawn(async move { put(&s2, "a/slow", "late", PutMode::Overwrite).await });
+    held.reached().await;
+    // Other requests, even to the same key, go past it.
+    put(&s, "a/slow", "early", PutMode::Overwrite)
+        .await
+        .unwrap();
+    put(&s, "a/fast", "x", PutMode::Overwrite).await.unwrap();
+    assert_eq!(body(&memory, "a/slow").await.as_deref(), Some("early"));
+    held.release();
+    task.await.unwrap().unwrap();
+    assert_eq!(body(&memory, "a/slow").await.as_deref(), Some("late"));
+    // Each hold holds one put.
+    put(&s, "b/slow", "now", PutMode::Overwrite).await.unwrap();
+}
