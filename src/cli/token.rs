@@ -11,6 +11,7 @@ use super::output::print_json;
 use super::remote::Backend;
 use crate::stores::Stores;
 use crate::tokens::{TokenInfo, TokenLevel, Tokens};
+use crate::wire::client::ClientError;
 use crate::wire::{CreatedToken, NewToken};
 
 /// `packages admin ...`
@@ -46,7 +47,8 @@ pub enum TokenCommand {
         #[command(flatten)]
         level: LevelArgs,
     },
-    /// Revoke a token, given by id (from `token list`, with its level) or in plaintext
+    /// Revoke a token, given by id (from `token list`, with its level), in plaintext, or by
+    /// the secret of a token imported from the old service (with `--org`)
     Revoke {
         /// The token's id, or the token itself (not named `token`: that is `--token`'s id)
         #[arg(value_name = "TOKEN_OR_ID")]
@@ -155,7 +157,20 @@ async fn create(
     })
 }
 
-/// Revokes a token given by id (of `level`) or in plaintext.
+/// The ids to try, in order, for `token` when it is not one of ours in
+/// plaintext: the id `token list` shows, and the id of a token imported from
+/// the old service (`packages import`) whose secret `token` is, its SHA-256
+/// (an old secret may itself look like an id: 64 hex digits).
+fn ids_of(token: &str) -> Vec<String> {
+    let imported = crate::tokens::HashedToken::of(token).hex();
+    match crate::tokens::HashedToken::from_id(token) {
+        Ok(_) => vec![token.to_owned(), imported],
+        Err(_) => vec![imported],
+    }
+}
+
+/// Revokes a token given by id (of `level`), in plaintext, or by the secret
+/// of an imported token (of its org's `level`).
 async fn revoke(backend: Backend<'_>, token: &str, level: &LevelArgs) -> Result<TokenInfo> {
     let plain = token.starts_with(crate::tokens::TOKEN_PREFIX);
     Ok(match backend {
@@ -164,7 +179,15 @@ async fn revoke(backend: Backend<'_>, token: &str, level: &LevelArgs) -> Result<
             let revoked = if plain {
                 tokens.revoke_plain(token).await?
             } else {
-                tokens.revoke(&level.level()?, token).await?
+                let level = level.level()?;
+                let ids = ids_of(token);
+                let mut outcome = tokens.revoke(&level, &ids[0]).await;
+                if let (Err(crate::tokens::TokenError::NotFound { .. }), Some(id)) =
+                    (&outcome, ids.get(1))
+                {
+                    outcome = tokens.revoke(&level, id).await;
+                }
+                outcome?
             };
             publisher
                 .audit_token(crate::audit::action::TOKEN_REVOKE, &revoked)
@@ -173,13 +196,20 @@ async fn revoke(backend: Backend<'_>, token: &str, level: &LevelArgs) -> Result<
         }
         Backend::Server(client) => {
             // A plaintext token names its level and id: only those are sent.
-            let (level, id) = if plain {
+            if plain {
                 let (level, hash) = crate::tokens::parse(token)?;
-                (level, hash.hex())
+                client.revoke_token(&level, &hash.hex()).await?
             } else {
-                (level.level()?, token.to_owned())
-            };
-            client.revoke_token(&level, &id).await?
+                let level = level.level()?;
+                let ids = ids_of(token);
+                let mut outcome = client.revoke_token(&level, &ids[0]).await;
+                if let (Err(ClientError::Api { status, .. }), Some(id)) = (&outcome, ids.get(1)) {
+                    if *status == reqwest::StatusCode::NOT_FOUND {
+                        outcome = client.revoke_token(&level, id).await;
+                    }
+                }
+                outcome?
+            }
         }
     })
 }

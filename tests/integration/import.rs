@@ -432,6 +432,29 @@ async fn refuses_what_it_cannot_import_and_imports_the_rest(ctx: Ctx) {
             "{text}"
         );
         assert!(text.contains("(dry run: nothing written)"), "{text}");
+
+        // An imported token is revoked by its old secret (here 64 hex
+        // digits, like an id) or by the id `token list` shows.
+        let listed = |out: std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+        let before = listed(cli(&["token", "list", "--org", "acme"]).await);
+        assert!(before.contains("imported 0"), "{before}");
+        let out = cli(&["token", "revoke", ACME_TOKEN, "--org", "acme"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(listed(out).contains("imported 0"));
+        let after = listed(cli(&["token", "list", "--org", "acme"]).await);
+        assert!(!after.contains("imported 0"), "{after}");
+        let out = cli(&["token", "revoke", BETA_TOKEN, "--org", "beta"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cli(&["token", "revoke", BETA_TOKEN, "--org", "beta"]).await;
+        assert!(!out.status.success(), "a second revoke finds nothing");
     }
 }
 
