@@ -275,7 +275,7 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// Imports the packages of one arch folder, one at a time.
+    /// Imports the packages of one arch folder, [`BATCH`] per signed publish.
     async fn arch(
         &mut self,
         org: &Org,
@@ -293,6 +293,13 @@ impl Run<'_> {
                 return Ok(());
             }
         };
+        // What the arch already publishes, read once (a re-run skips it all).
+        let published = crate::index::read_state(self.publisher.stores(), &repo.arch(arch.clone()))
+            .await
+            .map_err(fatal)?
+            .0
+            .records;
+        let mut batch = Vec::new();
         for (file, path, is_dir) in entries(&old.path)? {
             if is_dir {
                 let reason = "ignored: the old service indexed only the arch folder's own files";
@@ -321,37 +328,98 @@ impl Run<'_> {
                     Outcome::Skipped,
                     Some(reason.to_owned()),
                 );
-            } else {
-                self.package(&repo, &arch, &path, signed).await?;
+            } else if let Some(ready) = self
+                .package(&repo, &arch, &path, signed, &published)
+                .await?
+            {
+                batch.push(ready);
+                if batch.len() >= BATCH {
+                    self.publish(std::mem::take(&mut batch)).await?;
+                }
+            }
+        }
+        self.publish(batch).await
+    }
+
+    /// Publishes checked packages of one arch folder in one signed publish
+    /// ([`Publisher::upload_many`]); when the batch as a whole is refused
+    /// (a quota, say), one at a time, so each file gets its own outcome.
+    async fn publish(&mut self, batch: Vec<Ready>) -> Result<(), ImportError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let uploads: Vec<Upload> = batch.iter().map(|r| r.upload.clone()).collect();
+        match self.publisher.upload_many(&uploads).await {
+            Ok(results) => {
+                for (ready, result) in batch.into_iter().zip(results) {
+                    match result {
+                        Ok(_) => self.entry(
+                            Kind::Package,
+                            &ready.upload.path,
+                            Some(ready.target),
+                            Outcome::Imported,
+                            None,
+                        ),
+                        Err(e) => {
+                            let path = ready.upload.path.clone();
+                            self.refuse_or_stop(Kind::Package, &path, Some(ready.target), e)?;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.is_client_error() && batch.len() > 1 => {
+                for ready in batch {
+                    match self.publisher.upload(&ready.upload).await {
+                        Ok(_) => self.entry(
+                            Kind::Package,
+                            &ready.upload.path,
+                            Some(ready.target),
+                            Outcome::Imported,
+                            None,
+                        ),
+                        Err(e) => {
+                            let path = ready.upload.path.clone();
+                            self.refuse_or_stop(Kind::Package, &path, Some(ready.target), e)?;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let ready = &batch[0];
+                let path = ready.upload.path.clone();
+                self.refuse_or_stop(Kind::Package, &path, Some(ready.target.clone()), e)?;
             }
         }
         Ok(())
     }
 
-    /// Imports one package: checked by our reader, then published (skipped
-    /// when the index of its arch lists these very bytes already).
+    /// Checks one package with our reader: `Some` when it is to be
+    /// published (none when it is refused, or skipped because the index of
+    /// its arch lists these very bytes already, or in a dry run).
     async fn package(
         &mut self,
         repo: &RepoId,
         arch: &Arch,
         path: &Path,
         signed: bool,
-    ) -> Result<(), ImportError> {
+        published: &std::collections::BTreeMap<String, crate::formats::apk::ApkRecord>,
+    ) -> Result<Option<Ready>, ImportError> {
         let display = relative(self.root, path);
         let package = match self.publisher.inspect(path, &display).await {
             Ok(package) => package,
-            Err(e) => return self.refuse_or_stop(Kind::Package, path, None, e),
+            Err(e) => {
+                return self
+                    .refuse_or_stop(Kind::Package, path, None, e)
+                    .map(|()| None);
+            }
         };
         let file = package.record.file_name();
         let target = Some(format!("{repo}/{arch}/{file}"));
-        let repo_arch = repo.arch(arch.clone());
-        let listed = crate::index::record(self.publisher.stores(), &repo_arch, &file)
-            .await
-            .map_err(fatal)?;
+        let listed = published.get(&file);
         if listed.is_some_and(|r| r.sha256 == package.record.sha256) {
             let reason = Some("already published".to_owned());
             self.entry(Kind::Package, path, target, Outcome::Skipped, reason);
-            return Ok(());
+            return Ok(None);
         }
         if self.dry_run {
             let (outcome, reason) = if signed {
@@ -362,21 +430,29 @@ impl Run<'_> {
                 (Outcome::Refused, Some(reason))
             };
             self.entry(Kind::Package, path, target, outcome, reason);
-            return Ok(());
+            return Ok(None);
         }
-        let upload = Upload {
-            repo: repo.clone(),
-            arch: Some(arch.clone()),
-            extra_arches: Vec::new(),
-            path: path.to_owned(),
-            display_name: display,
-        };
-        match self.publisher.upload(&upload).await {
-            Ok(_) => self.entry(Kind::Package, path, target, Outcome::Imported, None),
-            Err(e) => return self.refuse_or_stop(Kind::Package, path, target, e),
-        }
-        Ok(())
+        Ok(Some(Ready {
+            upload: Upload {
+                repo: repo.clone(),
+                arch: Some(arch.clone()),
+                extra_arches: Vec::new(),
+                path: path.to_owned(),
+                display_name: display,
+            },
+            target: format!("{repo}/{arch}/{file}"),
+        }))
     }
+}
+
+/// Most packages of one arch folder published together.
+const BATCH: usize = 256;
+
+/// A package checked and ready to publish.
+struct Ready {
+    upload: Upload,
+    /// Where it goes, for the report.
+    target: String,
 }
 
 /// The org level of `org`.
