@@ -68,6 +68,9 @@ fn old_tree(root: &Path, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where to import: a label, the `--storage` argument, its environment.
+type Place = (&'static str, String, Vec<(&'static str, String)>);
+
 /// Runs the binary on `storage`; fails with its output when it fails.
 fn packages(storage: &str, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(BIN)
@@ -101,7 +104,7 @@ fn main() -> anyhow::Result<()> {
     old_tree(&tree, count)?;
     let from = tree.display().to_string();
 
-    let mut places: Vec<(&str, String, Vec<(&str, String)>)> = vec![(
+    let mut places: Vec<Place> = vec![(
         "local",
         work.path().join("store").display().to_string(),
         Vec::new(),
