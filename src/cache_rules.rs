@@ -7,7 +7,8 @@
 //! | kind | class | `Cache-Control` |
 //! |---|---|---|
 //! | package files, content-named metadata (`by-hash/`, `repodata/<sha>-…`) | [`CacheClass::Immutable`] | `public, max-age=31536000, immutable` |
-//! | signed indexes and their roots (`APKINDEX.tar.gz`, `InRelease`, `Release*`, `repomd.xml*`), browse pages (`index.html`) | [`CacheClass::Index`] | `public, max-age=60, must-revalidate` |
+//! | signed indexes (`APKINDEX.tar.gz`, `InRelease`, `Packages*` fetched by path), browse pages (`index.html`) | [`CacheClass::Index`] | `public, max-age=60, must-revalidate` |
+//! | roots whose signature is a file of its own, and that signature (`repomd.xml`, `repomd.xml.asc`, `Release`, `Release.gpg`) | [`CacheClass::Revalidate`] | `public, max-age=0, no-cache` |
 //! | public keys, `.repo` files | [`CacheClass::Medium`] | `public, max-age=3600` |
 //!
 //! THE CDN USES THE SAME LIFETIMES: `cache_ttl` in `terraform/modules/packages/locals.tf` sets
@@ -24,11 +25,18 @@
 pub const IMMUTABLE_MAX_AGE: u64 = 31_536_000;
 /// Seconds a signed index or repository root may be cached before it is revalidated.
 pub const INDEX_MAX_AGE: u64 = 60;
+/// Seconds a root with a detached signature (or that signature) may be used without asking
+/// the origin: none, see [`ObjectKind::SignaturePair`].
+pub const REVALIDATE_MAX_AGE: u64 = 0;
 /// Seconds a public key or `.repo` file may be cached.
 pub const MEDIUM_MAX_AGE: u64 = 3_600;
 
 // Checked when compiling: the lifetimes grow from indexes to keys to packages.
-const _: () = assert!(INDEX_MAX_AGE < MEDIUM_MAX_AGE && MEDIUM_MAX_AGE < IMMUTABLE_MAX_AGE);
+const _: () = assert!(
+    REVALIDATE_MAX_AGE < INDEX_MAX_AGE
+        && INDEX_MAX_AGE < MEDIUM_MAX_AGE
+        && MEDIUM_MAX_AGE < IMMUTABLE_MAX_AGE
+);
 
 /// What a public object is, as far as caching goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,10 +45,17 @@ pub enum ObjectKind {
     Package,
     /// Metadata named by its content (`by-hash/…`, `repodata/<sha>-…`).
     ContentNamed,
-    /// A signed index or the signed root naming the others (`APKINDEX.tar.gz`, `InRelease`,
-    /// `Release`, `Release.gpg`, `repomd.xml`, `repomd.xml.asc`), or an index file a root names
-    /// by its path (Debian's `Packages*` when fetched without by-hash).
+    /// A signed index that holds its own signature (`APKINDEX.tar.gz`, `InRelease`), or an
+    /// index file a root names by its path (Debian's `Packages*` when fetched without by-hash).
     SignedIndex,
+    /// A root whose signature is a file of its own, or that signature: `repomd.xml` and
+    /// `repomd.xml.asc`, Debian's `Release` and `Release.gpg` (and a component's `Release`).
+    /// A cache keeps each file on its own clock: with a lifetime, a cache that fetched one half
+    /// just before a publish and the other just after would serve the mismatched pair for that
+    /// whole lifetime (dnf with `repo_gpgcheck=1` then refuses the repository). So every
+    /// request is checked with the origin (a `304` when unchanged), and the pair a client
+    /// gets is as consistent as the store's.
+    SignaturePair,
     /// A public signing key.
     PublicKey,
     /// A `.repo` file (dnf/yum client configuration).
@@ -57,16 +72,19 @@ pub enum CacheClass {
     Immutable,
     /// Short, then revalidated with the origin.
     Index,
+    /// Revalidated with the origin on every request.
+    Revalidate,
     /// An hour.
     Medium,
 }
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 6] = [
+    pub const ALL: [ObjectKind; 7] = [
         ObjectKind::Package,
         ObjectKind::ContentNamed,
         ObjectKind::SignedIndex,
+        ObjectKind::SignaturePair,
         ObjectKind::PublicKey,
         ObjectKind::RepoFile,
         ObjectKind::Page,
@@ -77,6 +95,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Package | ObjectKind::ContentNamed => CacheClass::Immutable,
             ObjectKind::SignedIndex | ObjectKind::Page => CacheClass::Index,
+            ObjectKind::SignaturePair => CacheClass::Revalidate,
             ObjectKind::PublicKey | ObjectKind::RepoFile => CacheClass::Medium,
         }
     }
@@ -96,11 +115,10 @@ impl ObjectKind {
             None => ("", path),
         };
         // Roots first: `Release.gpg` and `repomd.xml.asc` are signatures of roots, not keys.
-        if name == "APKINDEX.tar.gz"
-            || name == "InRelease"
-            || name.starts_with("Release")
-            || name.starts_with("repomd.xml")
-        {
+        if ["repomd.xml", "repomd.xml.asc", "Release", "Release.gpg"].contains(&name) {
+            return Some(ObjectKind::SignaturePair);
+        }
+        if name == "APKINDEX.tar.gz" || name == "InRelease" {
             return Some(ObjectKind::SignedIndex);
         }
         if parent.split('/').any(|s| s == "by-hash") || is_content_named_repodata(parent, name) {
@@ -139,13 +157,19 @@ fn is_content_named_repodata(parent: &str, name: &str) -> bool {
 
 impl CacheClass {
     /// Every class.
-    pub const ALL: [CacheClass; 3] = [CacheClass::Immutable, CacheClass::Index, CacheClass::Medium];
+    pub const ALL: [CacheClass; 4] = [
+        CacheClass::Immutable,
+        CacheClass::Index,
+        CacheClass::Revalidate,
+        CacheClass::Medium,
+    ];
 
     /// Seconds an object of this class may be cached.
     pub const fn max_age(self) -> u64 {
         match self {
             CacheClass::Immutable => IMMUTABLE_MAX_AGE,
             CacheClass::Index => INDEX_MAX_AGE,
+            CacheClass::Revalidate => REVALIDATE_MAX_AGE,
             CacheClass::Medium => MEDIUM_MAX_AGE,
         }
     }
@@ -157,6 +181,7 @@ impl CacheClass {
         match self {
             CacheClass::Immutable => "public, max-age=31536000, immutable",
             CacheClass::Index => "public, max-age=60, must-revalidate",
+            CacheClass::Revalidate => "public, max-age=0, no-cache",
             CacheClass::Medium => "public, max-age=3600",
         }
     }
@@ -166,6 +191,7 @@ impl CacheClass {
         match self {
             CacheClass::Immutable => "immutable",
             CacheClass::Index => "index",
+            CacheClass::Revalidate => "revalidate",
             CacheClass::Medium => "medium",
         }
     }
@@ -208,6 +234,12 @@ mod tests {
             "public, max-age=3600"
         );
         assert_eq!(ObjectKind::RepoFile.cache_class(), CacheClass::Medium);
+        // Checked with the origin on every request (nginx and CloudFront with a minimum TTL
+        // of 0 keep nothing they would serve without asking).
+        assert_eq!(
+            ObjectKind::SignaturePair.cache_control(),
+            "public, max-age=0, no-cache"
+        );
         assert_eq!(
             ObjectKind::Page.cache_control(),
             ObjectKind::SignedIndex.cache_control()
@@ -233,8 +265,12 @@ mod tests {
             ),
             ("acme/alpine/acme-1a2b3c4d.rsa.pub", Some(PublicKey)),
             ("acme/debian/dists/stable/InRelease", Some(SignedIndex)),
-            ("acme/debian/dists/stable/Release", Some(SignedIndex)),
-            ("acme/debian/dists/stable/Release.gpg", Some(SignedIndex)),
+            ("acme/debian/dists/stable/Release", Some(SignaturePair)),
+            ("acme/debian/dists/stable/Release.gpg", Some(SignaturePair)),
+            (
+                "acme/debian/dists/stable/main/binary-amd64/Release",
+                Some(SignaturePair),
+            ),
             (
                 "acme/debian/dists/stable/main/binary-amd64/Packages.gz",
                 Some(SignedIndex),
@@ -250,11 +286,11 @@ mod tests {
             ("acme/debian/acme.asc", Some(PublicKey)),
             (
                 "acme/fedora/40/main/x86_64/repodata/repomd.xml",
-                Some(SignedIndex),
+                Some(SignaturePair),
             ),
             (
                 "acme/fedora/40/main/x86_64/repodata/repomd.xml.asc",
-                Some(SignedIndex),
+                Some(SignaturePair),
             ),
             (
                 "acme/fedora/40/main/x86_64/repodata/0123456789abcdef0123456789abcdef01234567-primary.xml.zst",

@@ -523,7 +523,7 @@ impl Key {
             Key::Pool { .. } | Key::RpmPackage { .. } => ObjectKind::Package,
             Key::Repodata { file, .. } => {
                 if file.as_str().starts_with("repomd.xml") {
-                    ObjectKind::SignedIndex
+                    ObjectKind::SignaturePair
                 } else {
                     ObjectKind::ContentNamed
                 }
@@ -534,6 +534,9 @@ impl Key {
             Key::Dists { file, .. } => match file {
                 DistsFile::ByHash { .. } => ObjectKind::ContentNamed,
                 DistsFile::Keyring { .. } => ObjectKind::PublicKey,
+                DistsFile::Release | DistsFile::ReleaseGpg | DistsFile::ArchRelease { .. } => {
+                    ObjectKind::SignaturePair
+                }
                 _ => ObjectKind::SignedIndex,
             },
             // Private objects are never served; what they carry does not matter.

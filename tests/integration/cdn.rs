@@ -132,10 +132,28 @@ fn cdn_path_patterns_agree_with_object_kinds() {
             cdn_max >= kind.cache_class().max_age(),
             "{path}: CloudFront ({class}, {cdn_max} s) would cut {kind:?}'s lifetime"
         );
-        if kind == ObjectKind::SignedIndex && !path.contains("/Packages") {
+        if (kind == ObjectKind::SignedIndex && !path.contains("/Packages"))
+            || kind == ObjectKind::SignaturePair
+        {
             assert_eq!(
                 class, "index",
                 "{path}: a signed root must match a short pattern"
+            );
+        }
+        if kind == ObjectKind::SignaturePair {
+            // The object's `max-age=0, no-cache` holds only under a minimum TTL of 0.
+            assert_eq!(kind.cache_class().max_age(), 0, "{path}");
+            let cloudfront = repo_file("terraform/modules/packages/cloudfront.tf");
+            let policy = cloudfront
+                .split("resource \"aws_cloudfront_cache_policy\" \"index\"")
+                .nth(1)
+                .expect("the index cache policy");
+            assert!(
+                policy
+                    .split("min_ttl")
+                    .nth(1)
+                    .is_some_and(|v| v.trim_start().starts_with("= 0")),
+                "the index policy must keep min_ttl = 0"
             );
         }
         if kind.cache_class() == CacheClass::Medium {
@@ -358,6 +376,30 @@ fn nginx_cache_honours_cache_control_while_publishing() {
     };
     upload("package-x-1.0.0-r0.apk");
     upload("pretend-baselayout-1.0.0-r0.apk");
+    // An RPM repository: `repomd.xml` and its detached signature.
+    packages(
+        &store,
+        &[
+            "key", "generate", "--org", "acme", "--distro", "fedora", "--bits", "2048",
+        ],
+    );
+    let rpm = crate::support::fixture("rpm/acc-lib-1.2.0-1.x86_64.rpm");
+    packages(
+        &store,
+        &[
+            "upload",
+            "--create",
+            "--org",
+            "acme",
+            "--distro",
+            "fedora",
+            "--version",
+            "40",
+            "--repo",
+            "main",
+            rpm.to_str().unwrap(),
+        ],
+    );
 
     let origin_port = free_port();
     let proxy_port = free_port();
@@ -434,6 +476,22 @@ fn nginx_cache_honours_cache_control_while_publishing() {
         std::fs::read(apk_fixture("package-x-1.0.0-r0.apk")).unwrap()
     );
     assert_eq!(cache_status(&curl_get(&apk_url)), "HIT");
+
+    // `repomd.xml` and `repomd.xml.asc`: never served from the cache, so the pair a client
+    // gets is never one half of one publish and the other half of another.
+    for file in ["repomd.xml", "repomd.xml.asc"] {
+        let url = format!("{proxy}/acme/fedora/linux/releases/40/main/x86_64/os/repodata/{file}");
+        for _ in 0..2 {
+            let r = curl_get(&url);
+            assert_eq!(r.status, 200, "{file}");
+            assert_ne!(cache_status(&r), "HIT", "{file} served from the cache");
+            assert_eq!(
+                r.header("cache-control"),
+                Some(ObjectKind::SignaturePair.cache_control()),
+                "{file}"
+            );
+        }
+    }
 
     // A client loops through the cache while packages come and go.
     let seen = Arc::new(Mutex::new(Seen::default()));

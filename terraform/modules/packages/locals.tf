@@ -1,12 +1,19 @@
 locals {
   # Cache lifetimes per object kind, in seconds. THE SAME VALUES ARE DEFINED ON THE RUST SIDE in
-  # src/cache_rules.rs (IMMUTABLE_MAX_AGE, INDEX_MAX_AGE, MEDIUM_MAX_AGE), which sets them as
-  # each object's Cache-Control; tests/integration/cdn.rs fails when the two disagree.
+  # src/cache_rules.rs (IMMUTABLE_MAX_AGE, INDEX_MAX_AGE, REVALIDATE_MAX_AGE, MEDIUM_MAX_AGE),
+  # which sets them as each object's Cache-Control; tests/integration/cdn.rs fails when the two
+  # disagree.
   cache_ttl = {
     # Package files and content-named metadata (by-hash/, repodata/<sha>-...): never change.
     immutable = 31536000
     # Signed indexes and their roots: short, so a new package shows up within a minute.
     index = 60
+    # Roots with a detached signature and that signature (repomd.xml + repomd.xml.asc, Release +
+    # Release.gpg): their objects say `max-age=0, no-cache`, which the index policy honours (its
+    # min_ttl is 0), so CloudFront asks the bucket on every request and never serves one half of
+    # a publish with the other half of another. No policy of its own: they match the index
+    # patterns below.
+    revalidate = 0
     # Public keys and .repo files: change only when a key is rotated.
     medium = 3600
   }
