@@ -16,6 +16,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use packages::formats::apk::builder::ApkBuilder;
 
+#[path = "support/garage.rs"]
+mod garage;
+
+use garage::Garage;
+
 /// The `packages` binary, built by cargo for this bench.
 const BIN: &str = env!("CARGO_BIN_EXE_packages");
 
@@ -109,26 +114,8 @@ fn main() -> anyhow::Result<()> {
         work.path().join("store").display().to_string(),
         Vec::new(),
     )];
-    if let (Ok(endpoint), Ok(bucket), Ok(ak), Ok(sk)) = (
-        std::env::var("PACKAGES_TEST_GARAGE_ENDPOINT"),
-        std::env::var("PACKAGES_TEST_GARAGE_BUCKET"),
-        std::env::var("PACKAGES_TEST_GARAGE_ACCESS_KEY"),
-        std::env::var("PACKAGES_TEST_GARAGE_SECRET_KEY"),
-    ) {
-        let region =
-            std::env::var("PACKAGES_TEST_GARAGE_REGION").unwrap_or_else(|_| "us-east-1".into());
-        places.push((
-            "garage",
-            format!("s3://{bucket}/bench-import-{}", std::process::id()),
-            vec![
-                ("AWS_ENDPOINT_URL", endpoint),
-                ("AWS_ACCESS_KEY_ID", ak),
-                ("AWS_SECRET_ACCESS_KEY", sk),
-                ("AWS_REGION", region),
-            ],
-        ));
-    } else {
-        println!("garage  skipped: PACKAGES_TEST_GARAGE_* not set");
+    if let Some(garage) = Garage::from_env() {
+        places.push(("garage", garage.storage("bench-import"), garage.env()));
     }
     for (label, storage, env) in &places {
         packages(storage, env, &["init"])?;

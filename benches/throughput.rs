@@ -37,6 +37,11 @@ use packages::formats::apk::builder::ApkBuilder;
 use reqwest::header;
 use tokio::process::{Child, Command};
 
+#[path = "support/garage.rs"]
+mod garage;
+
+use garage::Garage;
+
 /// The `packages` binary, built by cargo for this bench.
 const BIN: &str = env!("CARGO_BIN_EXE_packages");
 const TEST_KEY: &str = concat!(
@@ -593,28 +598,12 @@ async fn main() -> Result<()> {
         storage: work.path().join("store").display().to_string(),
         env: Vec::new(),
     }];
-    if let (Ok(endpoint), Ok(bucket), Ok(ak), Ok(sk)) = (
-        std::env::var("PACKAGES_TEST_GARAGE_ENDPOINT"),
-        std::env::var("PACKAGES_TEST_GARAGE_BUCKET"),
-        std::env::var("PACKAGES_TEST_GARAGE_ACCESS_KEY"),
-        std::env::var("PACKAGES_TEST_GARAGE_SECRET_KEY"),
-    ) {
-        let region =
-            std::env::var("PACKAGES_TEST_GARAGE_REGION").unwrap_or_else(|_| "us-east-1".into());
+    if let Some(garage) = Garage::from_env() {
         places.push(Place {
             label: "garage",
-            storage: format!("s3://{bucket}/bench-tput-{}", std::process::id()),
-            env: vec![
-                ("AWS_ENDPOINT_URL", endpoint),
-                ("AWS_ACCESS_KEY_ID", ak),
-                ("AWS_SECRET_ACCESS_KEY", sk),
-                ("AWS_REGION", region),
-            ],
+            storage: garage.storage("bench-tput"),
+            env: garage.env(),
         });
-    } else {
-        println!(
-            "garage   skipped: PACKAGES_TEST_GARAGE_* not set (eval \"$(scripts/test-servers.sh start)\")"
-        );
     }
 
     let mut tokens = Vec::with_capacity(places.len());

@@ -352,36 +352,13 @@ impl Run<'_> {
         match self.publisher.upload_many(&uploads).await {
             Ok(results) => {
                 for (ready, result) in batch.into_iter().zip(results) {
-                    match result {
-                        Ok(_) => self.entry(
-                            Kind::Package,
-                            &ready.upload.path,
-                            Some(ready.target),
-                            Outcome::Imported,
-                            None,
-                        ),
-                        Err(e) => {
-                            let path = ready.upload.path.clone();
-                            self.refuse_or_stop(Kind::Package, &path, Some(ready.target), e)?;
-                        }
-                    }
+                    self.published(ready, result)?;
                 }
             }
             Err(e) if e.is_client_error() && batch.len() > 1 => {
                 for ready in batch {
-                    match self.publisher.upload(&ready.upload).await {
-                        Ok(_) => self.entry(
-                            Kind::Package,
-                            &ready.upload.path,
-                            Some(ready.target),
-                            Outcome::Imported,
-                            None,
-                        ),
-                        Err(e) => {
-                            let path = ready.upload.path.clone();
-                            self.refuse_or_stop(Kind::Package, &path, Some(ready.target), e)?;
-                        }
-                    }
+                    let result = self.publisher.upload(&ready.upload).await;
+                    self.published(ready, result)?;
                 }
             }
             Err(e) => {
@@ -391,6 +368,28 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Reports what publishing `ready` gave.
+    fn published<T>(
+        &mut self,
+        ready: Ready,
+        result: Result<T, PublishError>,
+    ) -> Result<(), ImportError> {
+        let Ready { upload, target } = ready;
+        match result {
+            Ok(_) => {
+                self.entry(
+                    Kind::Package,
+                    &upload.path,
+                    Some(target),
+                    Outcome::Imported,
+                    None,
+                );
+                Ok(())
+            }
+            Err(e) => self.refuse_or_stop(Kind::Package, &upload.path, Some(target), e),
+        }
     }
 
     /// Checks one package with our reader: `Some` when it is to be
