@@ -29,6 +29,7 @@
 //! Listing ([`list`]) walks the day folders between `since` and `until`
 //! only, filters by org from the key alone, and reads the bodies it needs.
 
+pub mod expire;
 mod hook;
 mod list;
 pub mod time;
@@ -41,7 +42,7 @@ use crate::storage::{PutMode, PutOptions, StorageError};
 use crate::stores::Stores;
 use crate::tokens::{Principal, TokenLevel};
 
-pub use list::{AuditQuery, DEFAULT_LIMIT, list};
+pub use list::{AuditQuery, DEFAULT_LIMIT, MAX_LIMIT, list};
 
 /// The folder of the audit log in the private tree.
 pub fn audit_prefix() -> String {
@@ -99,6 +100,8 @@ pub mod action {
     pub const RETENTION_SET: &str = "retention.set";
     /// Packages removed by a retention rule.
     pub const RETENTION_APPLY: &str = "retention.apply";
+    /// Records older than the configured age deleted by `gc`.
+    pub const AUDIT_EXPIRE: &str = "audit.expire";
 }
 
 /// Who made a change.

@@ -113,8 +113,12 @@ pub enum Command {
     Quota(quota::QuotaCommand),
     /// Usage and quota limits of an org, distro, version or repo, and of every level below it
     Usage(quota::QuotaLevelArgs),
-    /// Delete files of removed packages whose grace period is over
-    Gc,
+    /// Delete files of removed packages whose grace period is over (and old audit records, if asked)
+    Gc {
+        /// Delete audit records older than this many days (at least 1; default: keep them for good)
+        #[arg(long, env = "PACKAGES_AUDIT_KEEP_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+        audit_keep_days: Option<u64>,
+    },
     /// Retention rules: keep the newest N versions, remove versions after D days
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
@@ -195,7 +199,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Quota(command) => quota::quota(publisher, command, json).await,
         Command::Usage(level) => quota::usage(publisher, level, json).await,
-        Command::Gc => service::gc(publisher, json).await,
+        Command::Gc { audit_keep_days } => {
+            let publisher = publisher.clone().with_audit_keep_days(audit_keep_days);
+            service::gc(&publisher, json).await
+        }
         Command::Audit(args) => audit::audit(publisher, &args, json).await,
         Command::Retention(command) => retention::retention(publisher, command, json).await,
         Command::Admin(AdminCommand::Init { name }) => {

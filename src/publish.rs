@@ -304,6 +304,8 @@ pub struct Publisher {
     quota_ledger: std::sync::Arc<quota::Ledger>,
     /// Who the changes are recorded as in the audit log ([`crate::audit`]).
     actor: crate::audit::Actor,
+    /// Days `gc` keeps audit records (`None`: for good).
+    audit_keep_days: Option<u64>,
 }
 
 fn unix_now() -> u64 {
@@ -330,7 +332,15 @@ impl Publisher {
             sign_rpms: std::env::var(rpm::RPM_SIGN_ENV).map_or(true, |v| v.trim() != "0"),
             quota_ledger: Default::default(),
             actor: crate::audit::Actor::default(),
+            audit_keep_days: None,
         }
+    }
+
+    /// Sets how many days `gc` keeps audit records (`None`, the default:
+    /// for good). Fewer than [`crate::audit::expire::MIN_KEEP_DAYS`] is taken as that.
+    pub fn with_audit_keep_days(mut self, days: Option<u64>) -> Self {
+        self.audit_keep_days = days.map(|d| d.max(crate::audit::expire::MIN_KEEP_DAYS));
+        self
     }
 
     /// Sets the URL the public tree is served at (default: the

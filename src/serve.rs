@@ -58,6 +58,8 @@ pub struct ServiceConfig {
     pub gc_interval: Option<Duration>,
     /// Whether to take the client address of the audit log from `X-Forwarded-For`.
     pub trust_proxy: bool,
+    /// Days the periodic gc keeps audit records (`None`: for good).
+    pub audit_keep_days: Option<u64>,
 }
 
 /// Serves the API and the public tree of `stores` on `listener` until Ctrl-C
@@ -68,7 +70,9 @@ pub async fn run_service(
     listener: tokio::net::TcpListener,
     limits: ServerLimits,
 ) -> std::io::Result<()> {
-    let publisher = Publisher::new(stores).with_actor(crate::audit::Actor::service());
+    let publisher = Publisher::new(stores)
+        .with_actor(crate::audit::Actor::service())
+        .with_audit_keep_days(config.audit_keep_days);
     if let Some(every) = config.gc_interval {
         spawn_gc(
             publisher.clone(),

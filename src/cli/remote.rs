@@ -57,7 +57,7 @@ fn store_only(what: &str) -> anyhow::Error {
 pub(super) async fn run(remote: &RemoteArgs, command: Command, json: bool) -> Result<()> {
     let refused = match &command {
         Command::Serve(_) => Some("serve"),
-        Command::Gc => Some("gc"),
+        Command::Gc { .. } => Some("gc"),
         Command::Doctor { .. } => Some("doctor"),
         Command::Admin(_) => Some("admin init"),
         _ => None,

@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// A reverse proxy in front sets `X-Forwarded-For`: the audit log records the client address it reports (never set this when clients reach the service directly: they could name any address)
     #[arg(long, env = "PACKAGES_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// The periodic gc deletes audit records older than this many days (at least 1; default: keep them for good)
+    #[arg(long, env = "PACKAGES_AUDIT_KEEP_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_keep_days: Option<u64>,
     #[command(flatten)]
     pub limits: crate::config::ServerLimitArgs,
 }
@@ -167,6 +170,7 @@ pub(super) async fn serve(stores: Stores, args: ServeArgs) -> Result<()> {
         gc_interval: (args.gc_interval_secs > 0)
             .then(|| Duration::from_secs(args.gc_interval_secs)),
         trust_proxy: args.trust_proxy,
+        audit_keep_days: args.audit_keep_days,
     };
     let tokens = Tokens::new(stores.clone(), Duration::ZERO);
     if !tokens.has_admin().await? {

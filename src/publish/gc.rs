@@ -4,17 +4,15 @@ use super::*;
 
 impl Publisher {
     /// Applies every repository's retention rule ([`Publisher::apply_all_retention`]),
-    /// then deletes files of removed packages whose grace period is over, and
+    /// then deletes files of removed packages whose grace period is over,
     /// record chunks no longer named by their repo arch's state (after the
-    /// same grace a pending change gets); returns the deleted keys.
+    /// same grace a pending change gets), and audit records older than the
+    /// days set by [`Publisher::with_audit_keep_days`]; returns the deleted keys.
     pub async fn gc(&self) -> Result<Vec<String>, PublishError> {
         let mut deleted = Vec::new();
         self.apply_all_retention(false).await;
         let now = unix_now();
-        let private = self
-            .stores
-            .list(Tree::Private, crate::repo::CONFIG_PREFIX)
-            .await?;
+        let private = self.orgs_private_tree().await?;
         deleted.extend(self.gc_chunks(&private).await?);
         deleted.extend(self.gc_debian(&private).await?);
         deleted.extend(self.gc_rpm(&private).await?);
@@ -55,7 +53,40 @@ impl Publisher {
             self.stores.private().delete(&object.key).await?;
         }
         self.audit_gc(&deleted).await;
+        if let Some(days) = self.audit_keep_days {
+            let cutoff = crate::audit::expire::cutoff_ns(crate::audit::time::now_ns(), days);
+            let expired = crate::audit::expire::expire(&self.stores, cutoff).await?;
+            if !expired.is_empty() {
+                let event = crate::audit::AuditEvent::new(
+                    crate::audit::action::AUDIT_EXPIRE,
+                    crate::audit::Target::server(),
+                )
+                .detail("keep_days", days)
+                .detail("before", crate::audit::time::rfc3339_ns(cutoff))
+                .detail("records", expired.len());
+                self.audit(event).await;
+            }
+            deleted.extend(expired);
+        }
         Ok(deleted)
+    }
+
+    /// The private tree of every org: what gc looks through. Not the whole
+    /// private tree: the audit log (`config/_audit/`) grows for good unless
+    /// expired, and gc needs none of it.
+    async fn orgs_private_tree(&self) -> Result<Vec<crate::storage::ObjectMeta>, PublishError> {
+        let mut out = Vec::new();
+        for name in self.list_orgs().await? {
+            let Ok(org) = crate::repo::Org::parse(&name) else {
+                continue;
+            };
+            out.extend(
+                self.stores
+                    .list(Tree::Private, &Key::org_private_prefix(&org))
+                    .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// Deletes chunk objects that no state names any more and that are older

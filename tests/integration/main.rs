@@ -12,6 +12,7 @@ mod api;
 mod apt_client;
 mod apt_harness;
 mod audit;
+mod audit_expire;
 mod bad_input;
 mod browse;
 mod cdn;
