@@ -3,7 +3,8 @@
 //! signed index and every package it names; moving the alias switches the
 //! index, later publishes follow it, publishing to the alias is refused and
 //! `gc` deletes what the old target left behind. The real `dnf` installs
-//! through an RPM alias, and a move switches what it installs. On a
+//! through an RPM alias (through `packages serve` and from Garage's website
+//! endpoint), and a move switches what it installs. On a
 //! Debian-style distro the same call makes a suite alias.
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::support::{
 backend_tests!([local] apk_alias_through_packages_serve);
 backend_tests!([garage] apk_alias_through_the_garage_website);
 backend_tests!([local] dnf_installs_through_an_rpm_alias);
+backend_tests!([garage] dnf_installs_through_an_rpm_alias_on_the_garage_website);
 backend_tests!([local, memory] a_debian_alias_is_a_suite_alias);
 
 const NEXT: &str = "v3.21";
@@ -162,15 +164,32 @@ async fn apk_alias_through_the_garage_website(ctx: Ctx) {
 }
 
 async fn dnf_installs_through_an_rpm_alias(ctx: Ctx) {
-    use crate::dnf_client::DnfClient;
-    use crate::rpm::{FIXTURES, REPO as RPM_REPO, VERSION as RPM_VERSION, rpm_fixture};
     let (storage, place) = ctx.open(Bucket::Main).await;
-    let stores = Stores::shared(storage);
     let dir = place.dir.clone().expect("a local store");
     let server = serve(&dir);
+    dnf_checks(Stores::shared(storage), &server.1).await;
+}
+
+async fn dnf_installs_through_an_rpm_alias_on_the_garage_website(ctx: Ctx) {
+    let web = ctx
+        .s3()
+        .web
+        .clone()
+        .expect("PACKAGES_TEST_GARAGE_WEB is set");
+    let (public, place) = ctx.open(Bucket::Main).await;
+    let (private, _) = ctx.open(Bucket::Private).await;
+    let base = format!("{web}/{}", url_path(&format!("{}/static", place.prefix)));
+    dnf_checks(Stores::separate(public, private), &base).await;
+}
+
+/// dnf installs through the alias of an RPM version served at `base`, and
+/// sees the alias move.
+async fn dnf_checks(stores: Stores, base: &str) {
+    use crate::dnf_client::DnfClient;
+    use crate::rpm::{FIXTURES, REPO as RPM_REPO, VERSION as RPM_VERSION, rpm_fixture};
     let publisher = crate::rpm::setup_fedora(&stores)
         .await
-        .with_public_url(Some(server.1.clone()));
+        .with_public_url(Some(base.to_owned()));
     let fedora = Distro::parse("fedora").unwrap();
     // Named arch: a new version has no arches yet for noarch packages.
     let upload = |version: &str, file: &str| Upload {
@@ -192,8 +211,7 @@ async fn dnf_installs_through_an_rpm_alias(ctx: Ctx) {
         .await
         .unwrap();
     let repo_url = format!(
-        "{}/{ORG}/fedora/linux/releases/current/{RPM_REPO}/{ORG}-fedora-current-{RPM_REPO}.repo",
-        server.1
+        "{base}/{ORG}/fedora/linux/releases/current/{RPM_REPO}/{ORG}-fedora-current-{RPM_REPO}.repo"
     );
     let url = repo_url.clone();
     let installed = tokio::task::spawn_blocking(move || {
