@@ -40,6 +40,7 @@ mod rpm_gc;
 mod rpm_manage;
 mod settings;
 mod settings_root;
+mod signatures;
 mod upload;
 mod version_alias;
 mod version_alias_gc;

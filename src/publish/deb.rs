@@ -445,15 +445,32 @@ impl Publisher {
         Ok(matching)
     }
 
-    /// Compares a suite's published files with its records (see [`core::check`]).
+    /// Compares a suite's published files with its records (see
+    /// [`core::check`]), and checks that `Release.gpg` is a signature of
+    /// `Release` by a key of the suite's key set.
     pub async fn check_suite(
         &self,
         suite: &SuiteId,
     ) -> Result<Vec<crate::core::RootProblem>, PublishError> {
+        use crate::repo::DistsFile;
         self.require_org(&suite.org).await?;
         let aliases = super::aliases::read_aliases(&self.stores, &suite.org, suite.distro).await?;
         let format = aliases.format_for(suite);
-        Ok(core::check(&self.stores, &format, &RootId::Suite(suite.clone())).await?)
+        let mut problems =
+            core::check(&self.stores, &format, &RootId::Suite(suite.clone())).await?;
+        let dists = |file| Key::Dists {
+            suite: suite.clone(),
+            file,
+        };
+        let (release, gpg) = (dists(DistsFile::Release), dists(DistsFile::ReleaseGpg));
+        if !self
+            .detached_signature_matches(&suite.scope(), &release, &gpg)
+            .await?
+            && !problems.contains(&core::RootProblem::BadSignature)
+        {
+            problems.push(core::RootProblem::BadSignature);
+        }
+        Ok(problems)
     }
 
     /// Republishes a suite from its records (see [`core::repair`]).

@@ -11,6 +11,9 @@
 //!   timestamp, other bytes) and A's `repomd.xml` then lands over B's, beside
 //!   B's signature. A sees that and publishes again.
 //!
+//! - Debian: the same as the first case with `Release.gpg` beside `Release`
+//!   (the root file is `InRelease`).
+//!
 //! Found by `rpm_race::same_file_from_every_instance` on moto, once in
 //! about twenty runs: `check` reported `BadSignature`.
 
@@ -31,10 +34,19 @@ enum Kind {
     Local,
 }
 
-/// Publisher A (through a fault-injecting wrapper) and publisher B, on one store.
+/// Publisher A (through a fault-injecting wrapper) and publisher B, on one
+/// store; A sets up org `acme` with a key for `fedora` (or `debian`).
 async fn two_publishers(
     kind: Kind,
     dir: &std::path::Path,
+) -> (Publisher, packages::storage::FaultHandle, Publisher) {
+    two_publishers_of(kind, dir, false).await
+}
+
+async fn two_publishers_of(
+    kind: Kind,
+    dir: &std::path::Path,
+    debian: bool,
 ) -> (Publisher, packages::storage::FaultHandle, Publisher) {
     let inner: Arc<dyn ObjectStore> = match kind {
         Kind::Memory => Arc::new(MemoryStore::new()),
@@ -43,7 +55,12 @@ async fn two_publishers(
     };
     let faulty = FaultyStore::new(inner.clone());
     let faults = faulty.handle();
-    let a = setup_fedora(&Stores::shared(Storage::new(Arc::new(faulty)))).await;
+    let stores = Stores::shared(Storage::new(Arc::new(faulty)));
+    let a = if debian {
+        crate::deb::setup_debian(&stores).await
+    } else {
+        setup_fedora(&stores).await
+    };
     let b = Publisher::new(Stores::shared(Storage::new(inner))).with_public_url(None);
     (a, faults, b)
 }
@@ -101,6 +118,52 @@ async fn late_root_file_over_a_newer_signature(kind: Kind) {
     held.release();
     a_task.await.unwrap().expect("A's upload");
     assert_signed_and_complete(&a, &built, work.path(), "A done").await;
+}
+
+/// A's `Release.gpg` lands late and its `InRelease` loses (conditional writes).
+async fn late_release_signature_of_the_loser(kind: Kind) {
+    use crate::deb::deb_upload;
+    let work = tempfile::tempdir().unwrap();
+    let (a, faults, b) = two_publishers_of(kind, work.path(), true).await;
+    let suite = packages::repo::SuiteId::new(
+        packages::repo::Org::parse("acme").unwrap(),
+        packages::repo::Distro::parse("debian").unwrap(),
+        "bookworm",
+    )
+    .unwrap();
+    a.upload(&deb_upload("bookworm", "main", "hello_2.10-3_amd64.deb"))
+        .await
+        .expect("baseline");
+
+    let held = faults.hold_put("/dists/bookworm/Release.gpg");
+    let upload = deb_upload("bookworm", "main", "libonig5_6.9.8-1_amd64.deb");
+    let a_task = {
+        let a = a.clone();
+        tokio::spawn(async move { a.upload(&upload).await })
+    };
+    held.reached().await;
+    b.upload(&deb_upload(
+        "bookworm",
+        "main",
+        "sensible-utils_0.0.17+nmu1_all.deb",
+    ))
+    .await
+    .expect("B's upload");
+    assert_eq!(b.check_suite(&suite).await.unwrap(), [], "B done, A held");
+    held.release();
+    a_task.await.unwrap().expect("A's upload");
+    assert_eq!(a.check_suite(&suite).await.unwrap(), [], "A done");
+    let listed = a.list(&suite_repo(), None).await.unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+}
+
+fn suite_repo() -> packages::repo::RepoId {
+    packages::repo::RepoId::parse("acme", "debian", "bookworm", "main").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_release_signature_memory() {
+    late_release_signature_of_the_loser(Kind::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
