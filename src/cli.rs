@@ -203,8 +203,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let publisher = publisher.clone().with_audit_keep_days(audit_keep_days);
             service::gc(&publisher, json).await
         }
-        Command::Audit(args) => audit::audit(publisher, &args, json).await,
-        Command::Retention(command) => retention::retention(publisher, command, json).await,
+        Command::Audit(args) => audit::audit(publisher.into(), &args, json).await,
+        Command::Retention(command) => retention::retention(publisher.into(), command, json).await,
         Command::Admin(AdminCommand::Init { name }) => {
             token::admin_init(&stores, &name, json).await
         }

@@ -4,9 +4,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::output::print_json;
+use super::remote::Backend;
 use crate::audit::{AuditQuery, AuditRecord, time};
-use crate::publish::Publisher;
 use crate::repo::Org;
+use crate::wire::client::AuditFilters;
 
 /// `packages audit ...`
 #[derive(Debug, Args)]
@@ -23,8 +24,9 @@ pub struct AuditArgs {
     /// Only this action (`package.publish`) or resource (`package`, `token`, ...)
     #[arg(long)]
     pub action: Option<String>,
-    /// Only changes by this token (its name, or at least 8 characters of its id)
-    #[arg(long)]
+    /// Only changes by this token (its name, or at least 8 characters of its id). Not
+    /// `--token`: that is the token remote mode authenticates with (`PACKAGES_TOKEN`)
+    #[arg(long = "by-token", id = "by_token", value_name = "NAME_OR_ID")]
     pub token: Option<String>,
     /// At most this many records (newest first)
     #[arg(long, default_value_t = crate::audit::DEFAULT_LIMIT)]
@@ -90,10 +92,25 @@ pub fn print_records(records: &[AuditRecord], json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs `packages audit` on the store.
-pub(super) async fn audit(publisher: &Publisher, args: &AuditArgs, json: bool) -> Result<()> {
-    let records = crate::audit::list(publisher.stores(), &args.query()?)
-        .await
-        .context("cannot read the audit log")?;
+/// Runs `packages audit` on the store, or through the server (the org's
+/// log with `--org`, else the server's, which needs an admin token).
+pub(super) async fn audit(backend: Backend<'_>, args: &AuditArgs, json: bool) -> Result<()> {
+    // Checked here in both modes, so a bad filter is named the same way.
+    let query = args.query()?;
+    let records = match backend {
+        Backend::Store(publisher) => crate::audit::list(publisher.stores(), &query).await,
+        Backend::Server(client) => {
+            let filters = AuditFilters {
+                org: args.org.clone(),
+                since: args.since.clone(),
+                until: args.until.clone(),
+                action: args.action.clone(),
+                token: args.token.clone(),
+                limit: Some(args.limit),
+            };
+            return print_records(&client.audit(&filters).await?, json);
+        }
+    }
+    .context("cannot read the audit log")?;
     print_records(&records, json)
 }

@@ -84,6 +84,10 @@ pub(super) async fn run(remote: &RemoteArgs, command: Command, json: bool) -> Re
         }
         Command::Token(command) => token::token(client, command, json).await,
         Command::Check(args) => check::check(client.into(), &args, json).await,
+        Command::Audit(args) => super::audit::audit(client.into(), &args, json).await,
+        Command::Retention(command) => {
+            super::retention::retention(client.into(), command, json).await
+        }
         // Commands added since: they work on the store until they get a remote mode.
         #[allow(unreachable_patterns)]
         _ => bail!(

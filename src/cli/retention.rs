@@ -4,7 +4,8 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::output::print_json;
-use crate::publish::{Publisher, RetentionOutcome, RetentionRule};
+use super::remote::Backend;
+use crate::publish::{RetentionOutcome, RetentionRule};
 use crate::repo::RepoId;
 
 /// A repository, for retention.
@@ -105,9 +106,9 @@ pub fn print_outcome(outcome: &RetentionOutcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs `packages retention ...` on the store.
+/// Runs `packages retention ...` on the store, or through the server.
 pub(super) async fn retention(
-    publisher: &Publisher,
+    backend: Backend<'_>,
     command: RetentionCommand,
     json: bool,
 ) -> Result<()> {
@@ -122,7 +123,13 @@ pub(super) async fn retention(
                 keep: keep.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
                 max_age_days: max_age,
             };
-            publisher.set_retention(&repo, &rule).await?;
+            let rule = match backend {
+                Backend::Store(publisher) => {
+                    publisher.set_retention(&repo, &rule).await?;
+                    rule
+                }
+                Backend::Server(client) => client.set_retention(&repo, &rule).await?,
+            };
             if json {
                 return print_json(&rule);
             }
@@ -131,8 +138,13 @@ pub(super) async fn retention(
         }
         RetentionCommand::Show { repo } => {
             let repo = repo.repo()?;
-            publisher.require_repo(&repo).await?;
-            let rule = publisher.retention(&repo).await?;
+            let rule = match backend {
+                Backend::Store(publisher) => {
+                    publisher.require_repo(&repo).await?;
+                    publisher.retention(&repo).await?
+                }
+                Backend::Server(client) => client.retention(&repo).await?,
+            };
             if json {
                 return print_json(&rule);
             }
@@ -140,7 +152,11 @@ pub(super) async fn retention(
             Ok(())
         }
         RetentionCommand::Apply { repo, dry_run } => {
-            let outcome = publisher.apply_retention(&repo.repo()?, dry_run).await?;
+            let repo = repo.repo()?;
+            let outcome = match backend {
+                Backend::Store(publisher) => publisher.apply_retention(&repo, dry_run).await?,
+                Backend::Server(client) => client.apply_retention(&repo, dry_run).await?,
+            };
             print_outcome(&outcome, json)
         }
     }

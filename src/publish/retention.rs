@@ -42,7 +42,7 @@ impl RetentionRule {
 }
 
 /// What a rule removes (or would, in a dry run) from one repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetentionOutcome {
     /// The repository (`org/distro/version/repo`).
     pub repo: String,
@@ -55,7 +55,7 @@ pub struct RetentionOutcome {
 }
 
 /// One package version a rule removes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetentionRemoval {
     /// The arch.
     pub arch: String,

@@ -4,8 +4,11 @@
 //! progress; errors carry the server's `{code, message}`. The calls of the
 //! other commands are in [`manage`].
 
+mod audit;
 mod manage;
 mod quota;
+
+pub use audit::AuditFilters;
 
 use std::path::Path;
 

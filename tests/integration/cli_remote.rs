@@ -400,3 +400,119 @@ fn remote_mode_refuses_clearly() {
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
     assert!(!s.nowhere.exists(), "remote mode created a store");
 }
+
+/// `audit` and `retention` through the server: the same output as on the
+/// store, the same errors for bad filters, and the API's refusals.
+#[test]
+fn audit_and_retention_print_the_same_remote_and_direct() {
+    let s = Setup::new();
+    ok(s.direct(&["org", "create", "acme"]), "org create");
+    ok(s.direct(&["org", "create", "beta"]), "org create beta");
+    ok(
+        s.direct(&["key", "generate", "--org", "acme", "--bits", "2048"]),
+        "key generate",
+    );
+    let files: Vec<PathBuf> = ["1.0-r0", "1.1-r0", "1.2-r0"]
+        .iter()
+        .map(|v| {
+            let file = s.store.with_file_name(format!("hello-{v}.apk"));
+            std::fs::write(&file, crate::api::package("hello", v, "x86_64")).unwrap();
+            file
+        })
+        .collect();
+    let mut upload = with(&["upload", "--create"], &REPO);
+    upload.extend(files.iter().map(|f| path(f)));
+    ok(s.direct(&upload), "upload");
+
+    // Retention: set (the same rule twice), show, a dry run.
+    s.same(&with(&["retention", "set", "--keep", "2"], &REPO));
+    s.same(&with(&["retention", "show"], &REPO));
+    s.same(&with(&["retention", "apply", "--dry-run"], &REPO));
+    let listed = |out: Output| stdout(&ok(out, "list")).lines().count();
+    assert_eq!(listed(s.direct(&with(&["list"], &REPO))), 3);
+    // Applied through the server: the oldest version goes.
+    let applied = ok(
+        s.remote(&with(&["retention", "apply"], &REPO)),
+        "retention apply",
+    );
+    assert_eq!(
+        stdout(&applied),
+        "removed x86_64/hello-1.0-r0.apk (hello 1.0-r0, keep)\n"
+    );
+    assert_eq!(listed(s.direct(&with(&["list"], &REPO))), 2);
+
+    // The audit log, whole and filtered, and a bad filter.
+    s.same(&["audit"]);
+    s.same(&[
+        "audit",
+        "--org",
+        "acme",
+        "--action",
+        "retention",
+        "--since",
+        "1h",
+    ]);
+    s.same(&["audit", "--limit", "2"]);
+    s.same(&["audit", "--since", "yesterday-ish"]);
+    // `--by-token` filters; the token remote mode sends (`PACKAGES_TOKEN`) never does.
+    s.same(&["audit", "--by-token", "admin"]);
+    let by_admin = ok(s.remote(&["audit", "--by-token", "admin"]), "audit");
+    // Two `set`s (`same` runs text and JSON), the apply and its remove.
+    assert_eq!(
+        stdout(&by_admin).lines().count(),
+        4,
+        "{}",
+        stdout(&by_admin)
+    );
+    let records = ok(
+        s.remote(&["--json", "audit", "--org", "acme", "--action", "retention"]),
+        "audit",
+    );
+    let records: Value = serde_json::from_slice(&records.stdout).unwrap();
+    let actions: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    // Newest first: the apply, then the `set`s (each run direct, then remote).
+    assert_eq!(actions[0], "retention.apply");
+    assert_eq!(actions[1..], ["retention.set"; 4]);
+    let kinds: Vec<&str> = records.as_array().unwrap()[1..]
+        .iter()
+        .map(|r| r["actor"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["token", "cli", "token", "cli"]);
+    assert_eq!(records[0]["actor"]["kind"], "token");
+    assert_eq!(
+        records[0]["details"]["removed"][0]["file"],
+        "hello-1.0-r0.apk"
+    );
+
+    // Another org's token reads neither acme's log nor the server's, nor sets acme's rules.
+    let made = ok(
+        s.direct(&["token", "create", "--name", "b", "--org", "beta"]),
+        "token create",
+    );
+    let beta = stdout(&made).lines().last().unwrap().to_owned();
+    for args in [
+        vec!["audit", "--org", "acme"],
+        vec!["audit"],
+        with(&["retention", "set", "--keep", "1"], &REPO),
+        with(&["retention", "apply"], &REPO),
+    ] {
+        let out = s.remote_with(&beta, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("403") && err.contains("may not"),
+            "{args:?}: {err}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    ok(
+        s.remote_with(&beta, &["audit", "--org", "beta"]),
+        "beta's own log",
+    );
+    assert_eq!(listed(s.direct(&with(&["list"], &REPO))), 2);
+}
