@@ -160,9 +160,11 @@ impl Publisher {
     // ---- index maintenance ---------------------------------------------------
 
     /// Merges what is pending into the signed index of `arch` and publishes
-    /// it; returns once it is written.
+    /// it, and the aliases of its version; returns once they are written.
     pub async fn regenerate_index(&self, arch: &RepoArch) -> Result<Reindexed, PublishError> {
-        Ok(index::reindex(self.stores(), arch).await?)
+        let done = index::reindex(self.stores(), arch).await?;
+        self.sync_version_aliases(arch).await?;
+        Ok(done)
     }
 
     /// What is wrong with the published index of `arch` (empty: nothing).
@@ -178,6 +180,7 @@ impl Publisher {
     /// leaves it out and `gc` deletes its file after the grace period.
     pub async fn repair_index(&self, arch: &RepoArch) -> Result<Repaired, PublishError> {
         let repaired = index::repair(self.stores(), arch).await?;
+        self.sync_version_aliases(arch).await?;
         for dropped in &repaired.dropped {
             let tombstone = super::Tombstone {
                 removed: super::unix_now(),

@@ -130,6 +130,8 @@ impl Publisher {
     }
 
     /// Deletes every repository of a version (as [`Publisher::delete_repo`]).
+    /// Refused, with nothing deleted, while an alias points at the version:
+    /// its clients would be left with an alias to nothing.
     pub async fn delete_version(
         &self,
         org: &Org,
@@ -137,6 +139,20 @@ impl Publisher {
         version: &Segment,
     ) -> Result<Vec<(RepoId, Vec<Listed>)>, PublishError> {
         self.require_org(org).await?;
+        let (aliases, _) = super::version_alias::read_map(&self.stores, org, *distro).await?;
+        let pointing: Vec<&str> = aliases
+            .0
+            .iter()
+            .filter(|(_, target)| target.as_str() == version.as_str())
+            .map(|(alias, _)| alias.as_str())
+            .collect();
+        if !pointing.is_empty() {
+            return Err(PublishError::InvalidAlias(format!(
+                "{org}/{distro}/{version} is the target of alias {}: move it to another version \
+                 (`packages alias set`) or unset it (`packages alias unset`) first; nothing was deleted",
+                pointing.join(", ")
+            )));
+        }
         let tree = self.org_tree(org).await?;
         let repos = tree
             .get(distro.as_str())

@@ -120,13 +120,16 @@ impl Publisher {
     ) -> Result<core::Repaired<RpmRecord>, PublishError> {
         self.require_org(&arch.repo.org).await?;
         let format = self.rpm_format();
-        Ok(core::repair(&self.stores, &format, &RootId::Arch(arch.clone())).await?)
+        let repaired = core::repair(&self.stores, &format, &RootId::Arch(arch.clone())).await?;
+        self.sync_version_aliases(arch).await?;
+        Ok(repaired)
     }
 
     /// Re-signs and rewrites every metadata file of an RPM repo arch.
     pub async fn republish_rpm_arch(&self, arch: &RepoArch) -> Result<(), PublishError> {
         let format = self.rpm_format();
         core::republish(&self.stores, &format, &RootId::Arch(arch.clone())).await?;
+        self.sync_version_aliases(arch).await?;
         Ok(())
     }
 

@@ -53,4 +53,5 @@ mod store_v1;
 mod tokens;
 mod verify;
 mod version_alias;
+mod version_alias_upkeep;
 mod watchdog;

@@ -30,6 +30,7 @@ pub struct Deleted {
     responses(
         (status = 200, description = "Deleted; the package files stay downloadable for the grace period", body = Deleted),
         (status = 404, description = "No such organization or version", body = ErrorBody),
+        (status = 409, description = "An alias points at the version: nothing was deleted", body = ErrorBody),
         BadRequest,
         Unauthorized,
         Forbidden,
