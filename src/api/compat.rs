@@ -556,7 +556,9 @@ async fn create_package_index(
 ) -> Result<Json<IndexStatus>, ApiError> {
     let (repo, arch) = parse_arch(&path)?;
     auth.require_write(&repo_level(&repo), "regenerate indexes of")?;
-    Ok(Json(v1::regenerate(&state, &repo, &arch, false).await?))
+    Ok(Json(
+        v1::regenerate(&state, &auth, &repo, &arch, false).await?,
+    ))
 }
 
 #[cfg(test)]

@@ -61,7 +61,20 @@ impl Publisher {
             .try_collect()
             .await?;
         let records: BTreeMap<String, ApkRecord> = read.into_iter().flatten().collect();
+        let count = records.len();
         index::replace_records(&self.stores, arch, records).await?;
-        self.publish_root(arch, &[]).await
+        let done = self.publish_root(arch, &[]).await?;
+        self.audit_rebuild(arch, count).await;
+        Ok(done)
+    }
+
+    /// Records that the records of `arch` were recomputed from its files.
+    pub(super) async fn audit_rebuild(&self, arch: &RepoArch, packages: usize) {
+        let event = crate::audit::AuditEvent::new(
+            crate::audit::action::INDEX_REBUILD,
+            crate::audit::Target::arch(arch),
+        )
+        .detail("packages", packages);
+        self.audit(event).await;
     }
 }

@@ -91,6 +91,16 @@ pub enum IndexRepair {
 }
 
 impl Publisher {
+    /// Records a repair of `repo`'s indexes, with what it republished.
+    async fn audit_repair(&self, repo: &RepoId, repaired: &IndexRepair) {
+        let event = crate::audit::AuditEvent::new(
+            crate::audit::action::INDEX_REPAIR,
+            crate::audit::Target::repo(repo),
+        )
+        .detail("indexes", repaired);
+        self.audit(event).await;
+    }
+
     /// `arch`, or every arch of `repo`; an error when there is none.
     async fn arches_or(
         &self,
@@ -151,10 +161,12 @@ impl Publisher {
         if repo.distro.family() == Family::Deb {
             let suite = repo.suite()?;
             let done = self.repair_suite(&suite).await?;
-            return Ok(IndexRepair::Suite(SuiteRepair {
+            let repaired = IndexRepair::Suite(SuiteRepair {
                 suite: suite.to_string(),
                 packages: done.reindexed.packages,
-            }));
+            });
+            self.audit_repair(repo, &repaired).await;
+            return Ok(repaired);
         }
         let mut report = Vec::new();
         for arch in self.arches_or(repo, arch).await? {
@@ -180,7 +192,9 @@ impl Publisher {
                 dropped,
             });
         }
-        Ok(IndexRepair::Arches(report))
+        let repaired = IndexRepair::Arches(report);
+        self.audit_repair(repo, &repaired).await;
+        Ok(repaired)
     }
 }
 

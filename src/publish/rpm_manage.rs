@@ -212,6 +212,7 @@ impl Publisher {
         core::replace_records(&self.stores, &format, &root, records).await?;
         self.publish_rpm_arch(&format, arch, Vec::new(), None)
             .await?;
+        self.audit_rebuild(arch, count).await;
         Ok(count)
     }
 }

@@ -390,3 +390,46 @@ fn cli_changes_are_recorded_as_the_local_user() {
         assert_no_secret(&Stores::shared(storage), &[&admin, &token]).await;
     });
 }
+
+/// `index rebuild` and `index repair` are changes too: each is recorded
+/// with what it republished.
+#[test]
+fn index_rebuild_and_repair_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("store");
+    cli(&storage, &["org", "create", "acme"]);
+    cli(
+        &storage,
+        &[
+            "key", "generate", "--org", "acme", "--distro", "alpine", "--bits", "2048",
+        ],
+    );
+    let repo = ["--org", "acme", "--version", "edge", "--repo", "main"];
+    let fixture = apk_fixture("package-x-1.0.0-r0.apk");
+    let mut upload = vec!["upload", "--create"];
+    upload.extend(repo);
+    upload.push(fixture.to_str().unwrap());
+    cli(&storage, &upload);
+    let mut rebuild = vec!["index", "rebuild", "--arch", "x86_64"];
+    rebuild.extend(repo);
+    cli(&storage, &rebuild);
+    let mut repair = vec!["index", "repair"];
+    repair.extend(repo);
+    cli(&storage, &repair);
+
+    let out = cli(&storage, &["--json", "audit", "--action", "index"]);
+    let records: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        actions(&records),
+        ["index.repair", "index.rebuild"],
+        "{records:#}"
+    );
+    assert_eq!(records[1]["target"]["arch"], "x86_64");
+    assert_eq!(records[1]["details"]["packages"], 1);
+    assert_eq!(records[0]["target"]["repo"], "main");
+    assert_eq!(
+        records[0]["details"]["indexes"][0]["arch"], "x86_64",
+        "{records:#}"
+    );
+    assert_eq!(records[0]["actor"]["kind"], "cli");
+}

@@ -13,14 +13,17 @@ use crate::api::{ApiState, repo_level, tree};
 use crate::repo::{Arch, RepoId};
 use crate::wire::IndexStatus;
 
-/// Regenerates the signed index of one arch; 404 unless the repo serves it.
+/// Regenerates the signed index of one arch as `auth`'s token (recorded in
+/// the audit log); 404 unless the repo serves it.
 pub(crate) async fn regenerate(
     state: &ApiState,
+    auth: &Auth,
     repo: &RepoId,
     arch: &Arch,
     rebuild: bool,
 ) -> Result<IndexStatus, ApiError> {
-    let settings = tree::existing_repo(state.publisher(), repo).await?;
+    let publisher = auth.publisher(state);
+    let settings = tree::existing_repo(&publisher, repo).await?;
     if !settings.arches.contains(arch.as_str()) {
         return Err(ApiError::not_found(format!(
             "repository {repo} has no architecture `{arch}`"
@@ -32,17 +35,13 @@ pub(crate) async fn regenerate(
         // An RPM arch is rebuilt from its package files (then republished),
         // or republished from its records.
         if rebuild {
-            state.publisher().rebuild_rpm_arch(&repo_arch).await?;
+            publisher.rebuild_rpm_arch(&repo_arch).await?;
         }
-        state
-            .publisher()
-            .repair_rpm_arch(&repo_arch)
-            .await?
-            .reindexed
+        publisher.repair_rpm_arch(&repo_arch).await?.reindexed
     } else if rebuild {
-        state.publisher().rebuild(&repo_arch).await?
+        publisher.rebuild(&repo_arch).await?
     } else {
-        state.publisher().regenerate_index(&repo_arch).await?
+        publisher.regenerate_index(&repo_arch).await?
     };
     state.metrics().observe_index(started.elapsed());
     Ok(IndexStatus {
@@ -78,5 +77,7 @@ pub(super) async fn reindex(
 ) -> Result<Json<IndexStatus>, ApiError> {
     let (repo, arch) = path.parse()?;
     auth.require_write(&repo_level(&repo), "regenerate indexes of")?;
-    Ok(Json(regenerate(&state, &repo, &arch, query.rebuild).await?))
+    Ok(Json(
+        regenerate(&state, &auth, &repo, &arch, query.rebuild).await?,
+    ))
 }
