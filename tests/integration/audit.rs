@@ -313,25 +313,33 @@ fn cli(storage: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// `acme/alpine/edge/main` of the CLI's tests.
+const REPO: [&str; 6] = ["--org", "acme", "--version", "edge", "--repo", "main"];
+
+/// Creates org `acme` with a key and publishes package-x into [`REPO`], with the CLI.
+fn publish_package_x(storage: &Path) {
+    cli(storage, &["org", "create", "acme"]);
+    cli(
+        storage,
+        &[
+            "key", "generate", "--org", "acme", "--distro", "alpine", "--bits", "2048",
+        ],
+    );
+    let fixture = apk_fixture("package-x-1.0.0-r0.apk");
+    let mut upload = vec!["upload", "--create"];
+    upload.extend(REPO);
+    upload.push(fixture.to_str().unwrap());
+    cli(storage, &upload);
+}
+
 #[test]
 fn cli_changes_are_recorded_as_the_local_user() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("store");
     let admin = cli(&storage, &["admin", "init"]);
     let admin = String::from_utf8(admin.stdout).unwrap().trim().to_owned();
-    cli(&storage, &["org", "create", "acme"]);
-    cli(
-        &storage,
-        &[
-            "key", "generate", "--org", "acme", "--distro", "alpine", "--bits", "2048",
-        ],
-    );
-    let repo = ["--org", "acme", "--version", "edge", "--repo", "main"];
-    let fixture = apk_fixture("package-x-1.0.0-r0.apk");
-    let mut upload = vec!["upload", "--create"];
-    upload.extend(repo);
-    upload.push(fixture.to_str().unwrap());
-    cli(&storage, &upload);
+    publish_package_x(&storage);
+    let repo = REPO;
     let token = cli(
         &storage,
         &["token", "create", "--name", "deploy", "--org", "acme"],
@@ -397,19 +405,8 @@ fn cli_changes_are_recorded_as_the_local_user() {
 fn index_rebuild_and_repair_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("store");
-    cli(&storage, &["org", "create", "acme"]);
-    cli(
-        &storage,
-        &[
-            "key", "generate", "--org", "acme", "--distro", "alpine", "--bits", "2048",
-        ],
-    );
-    let repo = ["--org", "acme", "--version", "edge", "--repo", "main"];
-    let fixture = apk_fixture("package-x-1.0.0-r0.apk");
-    let mut upload = vec!["upload", "--create"];
-    upload.extend(repo);
-    upload.push(fixture.to_str().unwrap());
-    cli(&storage, &upload);
+    publish_package_x(&storage);
+    let repo = REPO;
     let mut rebuild = vec!["index", "rebuild", "--arch", "x86_64"];
     rebuild.extend(repo);
     cli(&storage, &rebuild);

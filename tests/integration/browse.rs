@@ -15,8 +15,7 @@ use packages::stores::Stores;
 use tower::ServiceExt as _;
 
 use crate::support::{
-    Bucket, Ctx, ORG, REPO, TestRepo, VERSION, curl_get, openssl_public_der_sha256, setup_repo,
-    url_path, write_file,
+    Ctx, ORG, REPO, TestRepo, VERSION, curl_get, openssl_public_der_sha256, setup_repo, write_file,
 };
 
 backend_tests!(
@@ -344,14 +343,8 @@ async fn debian_and_rpm_pages(ctx: Ctx) {
 }
 
 async fn pages_on_the_garage_website(ctx: Ctx) {
-    let web = ctx
-        .s3()
-        .web
-        .clone()
-        .expect("PACKAGES_TEST_GARAGE_WEB is set");
-    let (public, place) = ctx.open(Bucket::Main).await;
-    let (private, _) = ctx.open(Bucket::Private).await;
-    let stores = Stores::separate(public, private);
+    let site = ctx.garage_website().await;
+    let stores = site.stores;
     let t = setup_repo(stores.clone()).await;
     t.publish_fixtures().await;
     upload_built(
@@ -361,7 +354,9 @@ async fn pages_on_the_garage_website(ctx: Ctx) {
             .file("usr/share/evil", b"e"),
     )
     .await;
-    let base = format!("{web}/{}", url_path(&format!("{}/static", place.prefix)));
+    // The website's address: its authority is what the links are checked against.
+    let web = site.base.clone();
+    let base = site.base;
     // The website serves each folder's index.html at the folder URL.
     let arch_folder = format!("{base}/{ORG}/alpine/{VERSION}/{REPO}/x86_64/");
     let got = curl_get(&arch_folder);

@@ -11,7 +11,7 @@ use packages::repo::{Arch, Distro, Org, RepoId, Scope, SuiteId};
 use packages::stores::Stores;
 
 use crate::apt_client::{AptClient, StaticHttp, flip_byte, gpgv_verify};
-use crate::support::{Bucket, Ctx, ORG, curl_get, url_path};
+use crate::support::{Bucket, Ctx, ORG, curl_get};
 
 backend_tests!([local] apt_installs_through_packages_serve);
 backend_tests!([garage] apt_installs_from_the_garage_website);
@@ -318,28 +318,13 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 async fn apt_installs_from_the_garage_website(ctx: Ctx) {
-    let web = ctx
-        .s3()
-        .web
-        .clone()
-        .expect("PACKAGES_TEST_GARAGE_WEB is set");
-    let (public, place) = ctx.open(Bucket::Main).await;
-    let (private, _) = ctx.open(Bucket::Private).await;
-    let stores = Stores::separate(public, private);
+    let site = ctx.garage_website().await;
+    let stores = site.stores;
     let publisher = setup_debian(&stores).await;
     publish_all(&publisher).await;
-    let base = format!(
-        "{web}/{}",
-        url_path(&format!("{}/static/{ORG}/debian", place.prefix))
-    );
+    let base = format!("{}/{ORG}/debian", site.base);
     // The private tree is not served from the website bucket.
-    let private_key = format!(
-        "{web}/{}",
-        url_path(&format!(
-            "{}/config/{ORG}/debian/signing-key.pem",
-            place.prefix
-        ))
-    );
+    let private_key = format!("{}/{ORG}/debian/signing-key.pem", site.private_base);
     assert_eq!(curl_get(&private_key).status, 404);
     tokio::task::spawn_blocking(move || apt_checks(&base))
         .await

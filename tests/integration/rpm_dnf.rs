@@ -16,7 +16,7 @@ use crate::apt_client::{StaticHttp, flip_byte};
 use crate::deb::serve;
 use crate::dnf_client::{DnfClient, metadata_file};
 use crate::rpm::{REPO, VERSION, arch_dir, publish_all, setup_fedora};
-use crate::support::{Bucket, Ctx, ORG, url_path};
+use crate::support::{Bucket, Ctx, ORG};
 
 backend_tests!([local] dnf_installs_through_packages_serve);
 backend_tests!([garage] dnf_installs_from_the_garage_website);
@@ -162,27 +162,14 @@ async fn dnf_installs_through_packages_serve(ctx: Ctx) {
 }
 
 async fn dnf_installs_from_the_garage_website(ctx: Ctx) {
-    let web = ctx
-        .s3()
-        .web
-        .clone()
-        .expect("PACKAGES_TEST_GARAGE_WEB is set");
-    let (public, place) = ctx.open(Bucket::Main).await;
-    let (private, _) = ctx.open(Bucket::Private).await;
-    let stores = Stores::separate(public, private);
-    let base = format!("{web}/{}", url_path(&format!("{}/static", place.prefix)));
+    let site = ctx.garage_website().await;
+    let (stores, base) = (site.stores, site.base);
     let publisher = setup_fedora(&stores)
         .await
         .with_public_url(Some(base.clone()));
     publish_all(&publisher).await;
     // The private tree is not served from the website bucket.
-    let private_key = format!(
-        "{web}/{}",
-        url_path(&format!(
-            "{}/config/{ORG}/fedora/signing-key.pem",
-            place.prefix
-        ))
-    );
+    let private_key = format!("{}/{ORG}/fedora/signing-key.pem", site.private_base);
     assert_eq!(crate::support::curl_get(&private_key).status, 404);
     tokio::task::spawn_blocking(move || dnf_checks(&base))
         .await

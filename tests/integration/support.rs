@@ -474,6 +474,24 @@ impl Ctx {
         Stores::separate(public, private)
     }
 
+    /// Separate public and private stores on Garage, and the URLs its website
+    /// endpoint serves them at (the private one must answer nothing).
+    pub async fn garage_website(&self) -> Website {
+        let web = self
+            .s3()
+            .web
+            .clone()
+            .expect("PACKAGES_TEST_GARAGE_WEB is set");
+        let (public, place) = self.open(Bucket::Main).await;
+        let (private, _) = self.open(Bucket::Private).await;
+        let under = |tree: &str| format!("{web}/{}", url_path(&format!("{}/{tree}", place.prefix)));
+        Website {
+            stores: Stores::separate(public, private),
+            base: under("static"),
+            private_base: under("config"),
+        }
+    }
+
     /// Stores in the given layout.
     pub async fn stores(&self, layout: Layout) -> Stores {
         match layout {
@@ -1094,4 +1112,14 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// Garage's website endpoint in front of a test's stores ([`Ctx::garage_website`]).
+pub struct Website {
+    /// The public tree in the main bucket, the private tree in the private bucket.
+    pub stores: Stores,
+    /// The URL of the public tree (`…/static`), no trailing slash.
+    pub base: String,
+    /// Where the private tree (`…/config`) would be if the website served it.
+    pub private_base: String,
 }

@@ -16,7 +16,7 @@ use packages::stores::Stores;
 use serde_json::Value;
 
 use crate::deb::{deb_upload, serve, test_pgp_key};
-use crate::support::{Bucket, Ctx, ORG, REPO, VERSION, apk_fixture, test_key_pem, url_path};
+use crate::support::{Bucket, Ctx, ORG, REPO, VERSION, apk_fixture, test_key_pem};
 
 backend_tests!([local] verify_catches_tampering_in_every_format);
 backend_tests!([garage] verify_checks_the_garage_website);
@@ -444,15 +444,8 @@ fn rpm_checks(base: &str, fedora: &Path, pgp: &Path) {
 }
 
 async fn verify_checks_the_garage_website(ctx: Ctx) {
-    let web = ctx
-        .s3()
-        .web
-        .clone()
-        .expect("PACKAGES_TEST_GARAGE_WEB is set");
-    let (public, place) = ctx.open(Bucket::Main).await;
-    let (private, _) = ctx.open(Bucket::Private).await;
-    let stores = Stores::separate(public, private);
-    let base = format!("{web}/{}", url_path(&format!("{}/static", place.prefix)));
+    let site = ctx.garage_website().await;
+    let (stores, base) = (site.stores, site.base);
     publish_every_format(&stores, Some(base.clone())).await;
     tokio::task::spawn_blocking(move || {
         let apk = verify(&[

@@ -16,7 +16,7 @@ use packages::stores::Stores;
 use crate::deb::serve;
 use crate::support::{
     Bucket, Ctx, ORG, REPO, TestRepo, VERSION, apk_fixture, curl_get, field, parse_index,
-    setup_repo, url_path,
+    setup_repo,
 };
 
 backend_tests!([local] apk_alias_through_packages_serve);
@@ -151,16 +151,9 @@ async fn apk_alias_through_packages_serve(ctx: Ctx) {
 }
 
 async fn apk_alias_through_the_garage_website(ctx: Ctx) {
-    let web = ctx
-        .s3()
-        .web
-        .clone()
-        .expect("PACKAGES_TEST_GARAGE_WEB is set");
-    let (public, place) = ctx.open(Bucket::Main).await;
-    let (private, _) = ctx.open(Bucket::Private).await;
-    let t = setup_repo(Stores::separate(public, private)).await;
-    let base = format!("{web}/{}", url_path(&format!("{}/static", place.prefix)));
-    apk_checks(&t, &base).await;
+    let site = ctx.garage_website().await;
+    let t = setup_repo(site.stores).await;
+    apk_checks(&t, &site.base).await;
 }
 
 async fn dnf_installs_through_an_rpm_alias(ctx: Ctx) {
@@ -171,15 +164,8 @@ async fn dnf_installs_through_an_rpm_alias(ctx: Ctx) {
 }
 
 async fn dnf_installs_through_an_rpm_alias_on_the_garage_website(ctx: Ctx) {
-    let web = ctx
-        .s3()
-        .web
-        .clone()
-        .expect("PACKAGES_TEST_GARAGE_WEB is set");
-    let (public, place) = ctx.open(Bucket::Main).await;
-    let (private, _) = ctx.open(Bucket::Private).await;
-    let base = format!("{web}/{}", url_path(&format!("{}/static", place.prefix)));
-    dnf_checks(Stores::separate(public, private), &base).await;
+    let site = ctx.garage_website().await;
+    dnf_checks(site.stores, &site.base).await;
 }
 
 /// dnf installs through the alias of an RPM version served at `base`, and
