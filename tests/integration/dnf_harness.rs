@@ -481,6 +481,14 @@ fn output_and_repomd_parsing() {
             .iter()
             .all(|l| !l.contains("Importing") && !l.contains("Key imported"))
     );
+    // `BAD` and `NOKEY` are words of rpm's verdicts, not parts of a fingerprint (a random
+    // harness key once had `BADD` in its own and failed a good install).
+    let fingerprint = " Fingerprint: B9F0 C91F BADD 9450 E7A4 FCC7 E3FA CE2B C541 E7BA
+";
+    assert!(problem_lines(fingerprint).is_empty());
+    let bad = "c.rpm: Header V4 RSA/SHA256 Signature, key ID 23524c15: BAD
+";
+    assert_eq!(problem_lines(bad).len(), 1);
     let list = nevras("acc-tool (none) 2.0 1 x86_64\nzed 0 1 2 noarch\nepo 3 1.0 1.fc39 aarch64\n");
     assert_eq!(
         list,

@@ -3,7 +3,7 @@
 
 /// Substrings of a line of dnf's (or rpm's) output that mean something went wrong, even when
 /// dnf exits 0. Matched case-sensitively, anywhere in the line.
-const PROBLEMS: [&str; 23] = [
+const PROBLEMS: [&str; 21] = [
     "Curl error",
     "Failed to download metadata",
     "Failed to synchronize cache",
@@ -18,8 +18,6 @@ const PROBLEMS: [&str; 23] = [
     "is not signed",
     "Problem opening package",
     "Public key for",
-    "NOKEY",
-    "BAD",
     "Ignoring repositories",
     "Cannot download",
     "Status code:",
@@ -65,8 +63,13 @@ pub fn names(nevras: &[String]) -> Vec<String> {
     out
 }
 
-/// The lines of `output` that signal a problem (see [`PROBLEMS`]), plus every line starting
-/// with `Error`, `Warning` or `warning:`.
+/// Words of rpm's output that mean a signature check failed (`…, key ID 23524c15: BAD`,
+/// `NOKEY`). Matched as whole words: a key fingerprint printed as `B9F0 C91F BADD …` holds
+/// `BAD` inside a group and is no problem.
+const PROBLEM_WORDS: [&str; 2] = ["BAD", "NOKEY"];
+
+/// The lines of `output` that signal a problem (see [`PROBLEMS`], [`PROBLEM_WORDS`]), plus
+/// every line starting with `Error`, `Warning` or `warning:`.
 pub fn problem_lines(output: &str) -> Vec<String> {
     output
         .lines()
@@ -76,6 +79,8 @@ pub fn problem_lines(output: &str) -> Vec<String> {
                 || t.starts_with("Warning")
                 || t.starts_with("warning:")
                 || PROBLEMS.iter().any(|p| t.contains(p))
+                || t.split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|word| PROBLEM_WORDS.contains(&word))
         })
         .map(str::to_string)
         .collect()
