@@ -5,7 +5,6 @@ use super::*;
 use crate::core;
 use crate::formats::rpm::RpmRecord;
 use crate::repo::RootId;
-use crate::signing::Signer;
 
 impl Publisher {
     /// Every package of an RPM repository (all arches, or one).
@@ -93,22 +92,13 @@ impl Publisher {
                 file: Segment::parse("file name", name)?,
             })
         };
-        let repomd = self.stores.get_bytes_opt(&repodata("repomd.xml")?).await?;
-        let asc = self
-            .stores
-            .get_bytes_opt(&repodata("repomd.xml.asc")?)
-            .await?;
-        if let Some((repomd, _)) = repomd {
-            let set = keys::key_set_for_scope(&self.stores, &arch.repo.scope()).await?;
-            let good = asc.is_some_and(|(asc, _)| {
-                set.keys().iter().any(|k| {
-                    k.key
-                        .verify(&repomd, &asc, crate::signing::SignatureFormat::Detached)
-                })
-            });
-            if !good && !problems.contains(&core::RootProblem::BadSignature) {
-                problems.push(core::RootProblem::BadSignature);
-            }
+        let (repomd, asc) = (repodata("repomd.xml")?, repodata("repomd.xml.asc")?);
+        if !self
+            .detached_signature_matches(&arch.repo.scope(), &repomd, &asc)
+            .await?
+            && !problems.contains(&core::RootProblem::BadSignature)
+        {
+            problems.push(core::RootProblem::BadSignature);
         }
         Ok(problems)
     }
